@@ -1,0 +1,30 @@
+"""Reading genotypes from files, with one clear sentence for every way that can fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import GenotypeError
+from .genotype import Genotype
+
+__all__ = ["load_genotype"]
+
+
+def load_genotype(path: str | Path) -> Genotype:
+    """Read a genotype JSON file (as written by ``Genotype.to_json`` or found in runs/)."""
+    path = Path(path)
+    if not path.exists():
+        raise GenotypeError(f"genotype file {str(path)!r} does not exist")
+    if path.is_dir():
+        candidate = path / "genotype.json"
+        if not candidate.exists():
+            raise GenotypeError(f"{str(path)!r} is a folder without a genotype.json")
+        path = candidate
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise GenotypeError(f"cannot read genotype file {str(path)!r}: {error}") from None
+    try:
+        return Genotype.from_json(text)
+    except GenotypeError as error:
+        raise GenotypeError(f"{path}: {error}") from None

@@ -1,0 +1,204 @@
+"""The runtime modules every network is made of: stem, stages, body T, shortcuts, head.
+
+These classes are *exportable*: they reference only ``torch``, ``nn``, ``F`` and each other,
+and they are built from plain dicts (the genotype's ``to_dict()``) plus a ``kinds`` table
+``{"layers": {name: (conv_class, linear_class)}, "blocks": {name: block_class}}``. The
+exporter copies their source verbatim into a standalone file, so an exported model is the
+in-package model by construction: same parameter names, same arithmetic.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "WeightedSum",
+    "Body",
+    "PadShortcut",
+    "Projection",
+    "make_shortcut",
+    "Stem",
+    "Stage",
+    "GlobalAvgPool",
+    "Network",
+    "EXPORT_OBJECTS",
+]
+
+
+def make_layer(kinds, layer, in_channels, out_channels, kernel_size, stride):
+    """Build the conv form of a layer spec dict ``{"kind": ..., "options": {...}}``."""
+    conv_class = kinds["layers"][layer["kind"]][0]
+    return conv_class(in_channels, out_channels, kernel_size, stride, **layer["options"])
+
+
+class WeightedSum(nn.Module):
+    """sum_i c_i * x_i: how a block combines T(x) with its history (seed 004, eqs. 16-20).
+
+    Fixed coefficients stay Python floats (1 and -1 cost no multiplication); learnable ones
+    are entries of the parameter vector ``learned``, initialised to their given values.
+    """
+
+    def __init__(self, values, learnable):
+        super().__init__()
+        self.values = [float(value) for value in values]
+        self.learnable = [bool(flag) for flag in learnable]
+        initial = [value for value, flag in zip(self.values, self.learnable) if flag]
+        if initial:
+            self.learned = nn.Parameter(torch.tensor(initial, dtype=torch.float32))
+
+    def forward(self, *terms):
+        total = None
+        position = 0
+        for term, value, flag in zip(terms, self.values, self.learnable):
+            sign = 1.0
+            if flag:
+                term = term * self.learned[position].to(term.dtype)
+                position += 1
+            elif value == 0.0:
+                continue
+            elif value in (1.0, -1.0):
+                sign = value  # an addition or a subtraction, no multiplication
+            else:
+                term = term * value
+            if total is None:
+                total = term if sign > 0 else -term
+            else:
+                total = total + term if sign > 0 else total - term
+        return total
+
+
+class Body(nn.Module):
+    """The block transform T: layer -> BN -> ReLU -> layer -> BN (ResNet's basic body)."""
+
+    def __init__(self, in_channels, out_channels, stride, kernel_size, layer, kinds):
+        super().__init__()
+        self.layer1 = make_layer(kinds, layer, in_channels, out_channels, kernel_size, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.layer2 = make_layer(kinds, layer, out_channels, out_channels, kernel_size, 1)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return self.bn2(self.layer2(F.relu(self.bn1(self.layer1(x)))))
+
+
+class PadShortcut(nn.Module):
+    """Parameter-free shortcut (ResNet option A): subsample, then zero-pad the channels."""
+
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.extra_channels = out_channels - in_channels
+        self.stride = stride
+
+    def forward(self, x):
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra_channels:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return x
+
+
+class Projection(nn.Module):
+    """Projection shortcut (ResNet option B): 1x1 layer of the stage's kind, then BN."""
+
+    def __init__(self, in_channels, out_channels, stride, layer, kinds):
+        super().__init__()
+        self.layer = make_layer(kinds, layer, in_channels, out_channels, 1, stride)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return self.bn(self.layer(x))
+
+
+def make_shortcut(in_channels, out_channels, stride, stage, kinds):
+    """Identity where shapes agree, else the stage's shortcut kind."""
+    if in_channels == out_channels and stride == 1:
+        return nn.Identity()
+    if stage["shortcut"] == "pad":
+        return PadShortcut(in_channels, out_channels, stride)
+    return Projection(in_channels, out_channels, stride, stage["layer"], kinds)
+
+
+class Stem(nn.Module):
+    """First layer: layer -> BN -> ReLU at full resolution."""
+
+    def __init__(self, in_channels, stem, kinds):
+        super().__init__()
+        self.layer = make_layer(kinds, stem["layer"], in_channels, stem["width"], stem["kernel_size"], 1)
+        self.bn = nn.BatchNorm2d(stem["width"])
+
+    def forward(self, x):
+        return F.relu(self.bn(self.layer(x)))
+
+
+class Stage(nn.Module):
+    """``depth`` blocks of one pattern; each block maps the stage's history to a new one.
+
+    The history is the list of feature maps a pattern needs (x_k for gd; x_{k-1}, x_k for hb;
+    all x_j for dense patterns). It starts as [x_0] at every stage, so each stage restarts
+    its optimizer-inspired recursion (seed 004, "Block Based Structure").
+    """
+
+    def __init__(self, in_channels, stage, kinds):
+        super().__init__()
+        block_class = kinds["blocks"][stage["block"]["pattern"]]
+        blocks = []
+        for index in range(stage["depth"]):
+            block_in = in_channels if index == 0 else stage["width"]
+            stride = stage["stride"] if index == 0 else 1
+            blocks.append(block_class(block_in, stage["width"], stride, stage, index, kinds))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x):
+        history = [x]
+        for block in self.blocks:
+            history = block(history)
+        return history[-1]
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over the spatial positions: (N, C, H, W) -> (N, C)."""
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+class Network(nn.Module):
+    """stem -> stages -> global average pool -> classifier, built from a genotype dict."""
+
+    def __init__(self, arch, kinds):
+        super().__init__()
+        channels = arch["input"]["channels"]
+        self.stem = Stem(channels, arch["stem"], kinds)
+        channels = arch["stem"]["width"]
+        stages = []
+        for stage in arch["stages"]:
+            stages.append(Stage(channels, stage, kinds))
+            channels = stage["width"]
+        self.stages = nn.ModuleList(stages)
+        self.pool = GlobalAvgPool()
+        head = arch["head"]["layer"]
+        linear_class = kinds["layers"][head["kind"]][1]
+        self.fc = linear_class(channels, arch["input"]["classes"], **head["options"])
+
+    def forward(self, x):
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.fc(self.pool(x))
+
+
+# Sources the exporter copies, in dependency order (each only uses names defined above it).
+EXPORT_OBJECTS = (
+    make_layer,
+    WeightedSum,
+    Body,
+    PadShortcut,
+    Projection,
+    make_shortcut,
+    Stem,
+    Stage,
+    GlobalAvgPool,
+    Network,
+)

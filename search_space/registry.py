@@ -1,0 +1,227 @@
+"""Registries of layer kinds and block patterns.
+
+Adding an arithmetic kind or a block pattern is one new file plus one ``register_*`` call.
+Each entry declares what the rest of optinas needs to know about it: the modules to build,
+its options, its cost per output element and the source objects an exported file needs.
+Registry-driven tests then cover every entry (forward, cost equals hook count, export).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import GenotypeError
+
+__all__ = [
+    "OpCount",
+    "OptionSpec",
+    "LayerKind",
+    "BlockPattern",
+    "register_layer",
+    "register_pattern",
+    "layer_kind",
+    "block_pattern",
+    "layer_kinds",
+    "block_patterns",
+    "layer_kind_of",
+    "normalise_layer_options",
+    "normalise_coefficients",
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_LAYERS: dict[str, "LayerKind"] = {}
+_PATTERNS: dict[str, "BlockPattern"] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class OpCount:
+    """Arithmetic per output element of a layer (seed 000 conventions, DESIGN.md table)."""
+
+    mul: int = 0
+    add: int = 0
+    xnor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """One option of a layer kind: its type, default and allowed values."""
+
+    default: Any
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, kind: str, name: str, value: Any) -> Any:
+        expected = type(self.default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not expected:
+            raise GenotypeError(
+                f"layer {kind!r}: option {name} must be {expected.__name__}, got {value!r}"
+            )
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(str(choice) for choice in self.choices)
+            raise GenotypeError(f"layer {kind!r}: option {name} must be one of {allowed}; got {value!r}")
+        if self.low is not None and not self.low <= value <= self.high:
+            raise GenotypeError(
+                f"layer {kind!r}: option {name} must be in [{self.low}, {self.high}], got {value!r}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """An arithmetic kind: how to build it, what it costs, how to export it.
+
+    Attributes:
+        name: registry key used in genotypes ("conv", "adder", ...).
+        conv: module class built as ``conv(in_channels, out_channels, kernel_size, stride, **options)``.
+        linear: module class built as ``linear(in_features, out_features, **options)``.
+        per_output: ops per output element, given the fan-in and the options.
+        params: parameter count of one layer without building it:
+            ``params(form, in_channels, out_shape, kernel_size, options)`` with form "conv"
+            or "linear" and ``out_shape`` (C, H, W) or (features,).
+        options: the kind's options; modules keep each as an attribute of the same name,
+            which is how the hook-based cost count reads them back.
+        export_objects: functions and classes (besides ``conv`` and ``linear``) whose source an
+            exported file needs, in definition order; they may reference only torch names.
+        export_prelude: source placed after those objects (e.g. an alias to a pure-torch path).
+    """
+
+    name: str
+    conv: type
+    linear: type
+    per_output: Callable[[int, Mapping[str, Any]], OpCount]
+    params: Callable[..., int]
+    options: Mapping[str, OptionSpec] = field(default_factory=dict)
+    export_objects: tuple[Any, ...] = ()
+    export_prelude: str = ""
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class BlockPattern:
+    """A block pattern of seed 004: its module, coefficients and analytic cost.
+
+    Attributes:
+        name: registry key ("gd", "hb", ...).
+        module: class built as ``module(in_channels, out_channels, stride, stage, index, kinds)``
+            where ``stage`` is the stage's plain dict and ``index`` the block's place in it.
+        coefficients: (name, default value) of each coefficient, in order.
+        cost: analytic records of one block (see ``search_space.cost.analytic``).
+        export_objects: extra sources the module needs beyond the shared runtime.
+    """
+
+    name: str
+    module: type
+    coefficients: tuple[tuple[str, float], ...]
+    cost: Callable[..., Any]
+    paper_modes: frozenset[str] = frozenset()
+    export_objects: tuple[Any, ...] = ()
+    summary: str = ""
+
+
+def register_layer(kind: LayerKind) -> LayerKind:
+    """Register a layer kind; a duplicate or malformed name is an error."""
+    _check_new(kind.name, _LAYERS, "layer kind")
+    _LAYERS[kind.name] = kind
+    return kind
+
+
+def register_pattern(pattern: BlockPattern) -> BlockPattern:
+    """Register a block pattern; a duplicate or malformed name is an error."""
+    _check_new(pattern.name, _PATTERNS, "block pattern")
+    _PATTERNS[pattern.name] = pattern
+    return pattern
+
+
+def _check_new(name: str, table: dict[str, Any], what: str) -> None:
+    # Names end up as dict keys in generated code, so they must be plain identifiers.
+    if not _NAME.match(name):
+        raise ValueError(f"{what} name must match {_NAME.pattern}, got {name!r}")
+    if name in table:
+        raise ValueError(f"{what} {name!r} is already registered")
+
+
+def _load_builtins() -> None:
+    # Importing the packages runs their registration lines; late to avoid import cycles.
+    from . import blocks, layers  # noqa: F401
+
+
+def layer_kinds() -> dict[str, LayerKind]:
+    _load_builtins()
+    return dict(_LAYERS)
+
+
+def block_patterns() -> dict[str, BlockPattern]:
+    _load_builtins()
+    return dict(_PATTERNS)
+
+
+def layer_kind(name: str) -> LayerKind:
+    kinds = layer_kinds()
+    if name not in kinds:
+        raise GenotypeError(f"unknown layer kind {name!r}; choose one of: {', '.join(sorted(kinds))}")
+    return kinds[name]
+
+
+def block_pattern(name: str) -> BlockPattern:
+    patterns = block_patterns()
+    if name not in patterns:
+        raise GenotypeError(f"unknown block pattern {name!r}; choose one of: {', '.join(sorted(patterns))}")
+    return patterns[name]
+
+
+def layer_kind_of(module: Any) -> tuple[LayerKind, str] | None:
+    """The kind of a built module and whether it is its ``conv`` or ``linear`` form."""
+    for kind in layer_kinds().values():
+        if type(module) is kind.conv:
+            return kind, "conv"
+        if type(module) is kind.linear:
+            return kind, "linear"
+    return None
+
+
+def normalise_layer_options(kind_name: Any, options: Any) -> tuple[tuple[str, Any], ...]:
+    """Validate a layer's options and fill in defaults; returns sorted (name, value) pairs."""
+    if not isinstance(kind_name, str):
+        raise GenotypeError(f"layer kind must be a string, got {kind_name!r}")
+    kind = layer_kind(kind_name)
+    given = dict(options)
+    for name in given:
+        if name not in kind.options:
+            allowed = ", ".join(kind.options) or "none"
+            raise GenotypeError(f"layer {kind_name!r}: unknown option {name!r}; allowed: {allowed}")
+    resolved = {
+        name: spec.check(kind_name, name, given.get(name, spec.default))
+        for name, spec in kind.options.items()
+    }
+    return tuple(sorted(resolved.items()))
+
+
+def normalise_coefficients(pattern_name: Any, coefficients: Any) -> tuple[Any, ...]:
+    """Validate a block's coefficients against its pattern, in the pattern's order, defaults filled."""
+    from .genotype import Coefficient
+
+    if not isinstance(pattern_name, str):
+        raise GenotypeError(f"block pattern must be a string, got {pattern_name!r}")
+    pattern = block_pattern(pattern_name)
+    known = dict(pattern.coefficients)
+    given: dict[str, Coefficient] = {}
+    for coefficient in coefficients:
+        if coefficient.name not in known:
+            allowed = ", ".join(known) or "none"
+            raise GenotypeError(
+                f"pattern {pattern_name!r}: unknown coefficient {coefficient.name!r}; allowed: {allowed}"
+            )
+        if coefficient.name in given:
+            raise GenotypeError(f"pattern {pattern_name!r}: coefficient {coefficient.name!r} given twice")
+        if coefficient.mode == "paper" and coefficient.name not in pattern.paper_modes:
+            raise GenotypeError(
+                f"pattern {pattern_name!r}: coefficient {coefficient.name!r} has no paper formula; "
+                "use mode fixed or learnable"
+            )
+        given[coefficient.name] = coefficient
+    return tuple(given.get(name, Coefficient(name, default)) for name, default in pattern.coefficients)

@@ -1,0 +1,59 @@
+"""Progress of a running search on the terminal (rich), one line per finished trial."""
+
+from __future__ import annotations
+
+__all__ = ["SearchProgress"]
+
+
+def _short(count: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.2f}{unit}"
+    return f"{int(count)}"
+
+
+class SearchProgress:
+    """A progress bar over the requested trials plus a line per trial."""
+
+    def __init__(self, config, already: int, enabled: bool = True):
+        self.config = config
+        self.already = already
+        self.enabled = enabled
+        self.best = 0.0
+
+    def __enter__(self) -> "SearchProgress":
+        if not self.enabled:
+            return self
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("best val acc {task.fields[best]:.4f}"))
+        self.progress.__enter__()
+        self.task = self.progress.add_task(f"search {self.config.study}", total=self.config.trials,
+                                           completed=self.already, best=0.0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.progress.console.print(text)
+
+    def trial_done(self, number: int, outcome, attrs: dict) -> None:
+        if not self.enabled:
+            return
+        cost = attrs.get("cost", {})
+        if outcome.status in ("trained", "reused"):
+            accuracy = outcome.values[0]
+            self.best = max(self.best, accuracy)
+            seconds = attrs.get("metrics", {}).get("wall_time_s", 0.0)
+            detail = f"val acc {accuracy:.4f}  {seconds:5.1f}s" + ("  (reused)" if outcome.status == "reused" else "")
+        elif outcome.status == "infeasible":
+            detail = "over budget, not trained"
+        else:
+            detail = f"failed: {outcome.reason}"
+        self.progress.console.print(
+            f"trial {number:>4}  mults {_short(cost.get('mul', 0)):>8}  params {_short(cost.get('params', 0)):>7}  {detail}")
+        self.progress.update(self.task, advance=1, best=self.best)

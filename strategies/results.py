@@ -1,0 +1,108 @@
+"""What a study leaves in runs/<study>/: trials.jsonl, the Pareto-best exports, the report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from search_space import Genotype, count_cost, export_source
+
+from .files import replace_dir_atomic, write_jsonl_atomic, write_text_atomic
+from .trial import checkpoint_path
+
+__all__ = ["trial_rows", "pareto_front", "finalize", "cost_table_text"]
+
+
+def trial_rows(study) -> list[dict]:
+    """One plain dict per finished trial (interrupted attempts included, marked as such)."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name in ("RUNNING", "WAITING"):
+            continue
+        attrs = trial.user_attrs
+        rows.append({
+            "number": trial.number,
+            "state": trial.state.name,
+            "status": attrs.get("status", "failed"),
+            "values": list(trial.values) if trial.values is not None else None,
+            "params": trial.params,
+            "hash": attrs.get("hash"),
+            "genotype": attrs.get("genotype"),
+            "cost": attrs.get("cost"),
+            "cost_paper": attrs.get("cost_paper"),
+            "constraints": attrs.get("constraints"),
+            "metrics": attrs.get("metrics"),
+            "failure": attrs.get("failure"),
+            "reused_from": attrs.get("reused_from"),
+            "retry_of": attrs.get("retry_of"),
+            "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
+            "finished": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
+        })
+    return rows
+
+
+def _dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    # Maximise accuracy (index 0), minimise multiplications (index 1).
+    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Feasible trained trials no other dominates; one per genotype, by accuracy then cost."""
+    candidates = {}
+    for row in rows:
+        if row["status"] != "trained" or row["values"] is None:
+            continue
+        candidates.setdefault(row["hash"], row)
+    points = list(candidates.values())
+    front = [row for row in points
+             if not any(_dominates(tuple(other["values"]), tuple(row["values"])) for other in points)]
+    return sorted(front, key=lambda row: (row["values"][1], -row["values"][0]))
+
+
+def cost_table_text(genotype: Genotype) -> str:
+    """Plain-text per-layer cost table (what ``optinas cost`` prints)."""
+    cost = count_cost(genotype)
+    header = f"{'layer':<34} {'op':<10} {'output':<14} {'mul':>12} {'add':>12} {'params':>10}"
+    lines = [header, "-" * len(header)]
+    for record in cost.records:
+        shape = "x".join(str(size) for size in record.out_shape)
+        lines.append(f"{record.name:<34} {record.op:<10} {shape:<14} {record.mul:>12,} {record.add:>12,} {record.params:>10,}")
+    lines.append("-" * len(header))
+    for label, totals in (("total", cost.total), ("paper (conv layers only)", cost.paper)):
+        lines.append(f"{label:<60} {totals['mul']:>12,} {totals['add']:>12,} {totals['params']:>10,}")
+    return "\n".join(lines) + "\n"
+
+
+def _export_trial(run_dir: Path, row: dict, folder: Path) -> None:
+    genotype = Genotype.from_dict(row["genotype"])
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "genotype.json", genotype.to_json(indent=2) + "\n")
+    title = (f"Trial {row['number']} of an optinas search: validation accuracy "
+             f"{row['values'][0]:.4f}, {int(row['values'][1]):,} multiplications per image.")
+    write_text_atomic(folder / "model.py", export_source(genotype, "model.py", title=title))
+    write_text_atomic(folder / "cost.txt", cost_table_text(genotype))
+    source = checkpoint_path(run_dir, row["number"])
+    if source.exists():
+        shutil.copyfile(source, folder / "weights.pt")
+
+
+def export_front(run_dir: Path, front: list[dict]) -> None:
+    """Rebuild best/ so that it holds exactly the current front (swapped in atomically)."""
+    def fill(staging: Path) -> None:
+        for row in front:
+            _export_trial(run_dir, row, staging / str(row["number"]))
+
+    replace_dir_atomic(run_dir / "best", fill)
+
+
+def finalize(run_dir: Path, study, exports: bool) -> list[int]:
+    """Write trials.jsonl (always) and, with ``exports``, best/ and report.html."""
+    rows = trial_rows(study)
+    write_jsonl_atomic(run_dir / "trials.jsonl", rows)
+    front = pareto_front(rows)
+    if exports:
+        from .report import write_report
+
+        export_front(run_dir, front)
+        write_report(run_dir, rows, front, study_name=study.study_name)
+    return [row["number"] for row in front]

@@ -1,0 +1,121 @@
+"""One trial of a search: sample -> cost -> budget check -> build -> train -> record.
+
+Everything a trial learns is stored on the Optuna trial as user attributes, so the study's
+storage alone is enough to rebuild ``trials.jsonl``, the report and the exports.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from search_space import Genotype, SearchSpace, build_model, count_cost
+
+from .config import Budget
+from .files import write_bytes_atomic
+
+__all__ = ["TrialContext", "TrialOutcome", "run_trial", "checkpoint_path"]
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a study shares."""
+
+    space: SearchSpace
+    task: Any  # evaluator.Task
+    fidelity: Any  # evaluator.Fidelity
+    budget: Budget
+    device: torch.device
+    seed: int
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How a trial ended: the objective values to tell, or a failure reason."""
+
+    status: str  # "trained", "reused", "infeasible" or "failed"
+    values: tuple[float, float] | None = None
+    reason: str = ""
+    genotype: Genotype | None = None
+
+
+def checkpoint_path(run_dir: Path, number: int) -> Path:
+    return run_dir / "checkpoints" / f"{number}.pt"
+
+
+def _earlier_result(study, genotype_hash: str, number: int) -> Any | None:
+    """A finished trial that already trained this exact genotype (same hash), if any."""
+    for earlier in study.get_trials(deepcopy=False):
+        attrs = earlier.user_attrs
+        if (earlier.number != number and attrs.get("hash") == genotype_hash
+                and attrs.get("status") in ("trained", "reused") and earlier.values is not None):
+            return earlier
+    return None
+
+
+def run_trial(trial, context: TrialContext) -> TrialOutcome:
+    """Run one trial; never raises for a candidate's own failure (NaN, OOM, crash)."""
+    from evaluator import TrialFailed, evaluate
+
+    genotype = context.space.sample(trial)
+    cost = count_cost(genotype)
+    trial.set_user_attr("genotype", genotype.to_dict())
+    trial.set_user_attr("hash", genotype.hash)
+    trial.set_user_attr("cost", cost.total)
+    trial.set_user_attr("cost_paper", cost.paper)
+    # Constraints first, so every finished trial carries them and samplers learn the
+    # feasible region (Optuna >= 5 reads ``Trial.set_constraint`` values).
+    violations = context.budget.violations(cost)
+    for name, violation in violations.items():
+        trial.set_constraint(name, violation)
+    trial.set_user_attr("constraints", violations)
+
+    if any(violation > 0 for violation in violations.values()):
+        trial.set_user_attr("status", "infeasible")
+        # Never trained: accuracy 0 keeps it dominated; the constraint tells the sampler why.
+        return TrialOutcome("infeasible", (0.0, float(cost.mults)), genotype=genotype)
+
+    earlier = _earlier_result(trial.study, genotype.hash, trial.number)
+    if earlier is not None:
+        trial.set_user_attr("status", "reused")
+        trial.set_user_attr("reused_from", earlier.user_attrs.get("reused_from", earlier.number))
+        trial.set_user_attr("metrics", earlier.user_attrs.get("metrics", {}))
+        return TrialOutcome("reused", tuple(earlier.values), genotype=genotype)
+
+    try:
+        torch.manual_seed(context.seed + trial.number)
+        model = build_model(genotype)
+        result = evaluate(model, context.task, context.fidelity, device=context.device, seed=context.seed)
+    except TrialFailed as failure:
+        return _failed(trial, str(failure), genotype)
+    except Exception as error:  # a crash in one candidate must not end the search
+        reason = f"{type(error).__name__}: {error}"
+        log = context.run_dir / "logs" / f"trial-{trial.number}.txt"
+        write_bytes_atomic(log, traceback.format_exc().encode())
+        return _failed(trial, f"{reason} (traceback in {log.relative_to(context.run_dir)})", genotype)
+
+    buffer = _state_bytes(model)
+    write_bytes_atomic(checkpoint_path(context.run_dir, trial.number), buffer)
+    trial.set_user_attr("status", "trained")
+    trial.set_user_attr("metrics", result.to_dict())
+    return TrialOutcome("trained", (result.val_accuracy, float(cost.mults)), genotype=genotype)
+
+
+def _failed(trial, reason: str, genotype: Genotype) -> TrialOutcome:
+    trial.set_user_attr("status", "failed")
+    trial.set_user_attr("failure", reason)
+    return TrialOutcome("failed", reason=reason, genotype=genotype)
+
+
+def _state_bytes(model: torch.nn.Module) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    torch.save(state, buffer)
+    return buffer.getvalue()

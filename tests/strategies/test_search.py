@@ -1,0 +1,165 @@
+"""A real search end to end: runs/ layout, budgets, export equality, kill -9 and resume."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from search_space import Genotype, build_model
+from strategies import Budget, SearchConfig, run_search
+from strategies.optuna_driver import finished_trials, open_study
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    config = SearchConfig(study="t", trials=5, epochs=1, device="cpu", runs_dir=runs, sampler="random")
+    summary = run_search(config, show_progress=False)
+    return config, summary
+
+
+def test_search_writes_the_runs_layout(finished_run):
+    config, summary = finished_run
+    run = config.run_dir
+    assert summary.finished == 5
+    for name in ("config.toml", "study.db", "trials.jsonl", "report.html"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    assert [row["number"] for row in rows] == list(range(5))
+    assert all(row["status"] in ("trained", "reused") for row in rows)
+    assert all(0.0 <= row["metrics"]["val_accuracy"] <= 1.0 for row in rows)
+    report = (run / "report.html").read_text()
+    assert "Pareto front" in report and "plotly" in report.lower()
+    assert summary.front and sorted(p.name for p in (run / "best").iterdir()) == sorted(map(str, summary.front))
+
+
+def test_exported_best_model_equals_in_package_model(finished_run):
+    config, summary = finished_run
+    folder = config.run_dir / "best" / str(summary.front[0])
+    assert {"genotype.json", "model.py", "weights.pt", "cost.txt"} <= {p.name for p in folder.iterdir()}
+    genotype = Genotype.from_json((folder / "genotype.json").read_text())
+    model = build_model(genotype)
+    model.load_state_dict(torch.load(folder / "weights.pt", weights_only=True))
+    model.eval()
+    exported = _load(folder / "model.py", "best_model").build_model()
+    batch = torch.randn(16, *genotype.input.shape)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(batch), model(batch), rtol=0, atol=1e-5)
+    done = subprocess.run([sys.executable, "model.py"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "(2, 10)"
+
+
+def test_rerun_with_more_trials_extends_without_retraining(finished_run):
+    config, _ = finished_run
+    before = {t.number: t.datetime_complete for t in finished_trials(open_study(config.run_dir, "t"))}
+    summary = run_search(SearchConfig(**{**config.__dict__, "trials": 6}), show_progress=False)
+    after = {t.number: t.datetime_complete for t in finished_trials(open_study(config.run_dir, "t"))}
+    assert summary.finished == 6
+    assert all(after[number] == completed for number, completed in before.items())
+
+
+def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
+    config = SearchConfig(study="b", trials=8, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
+                          budget=Budget(max_mults=300_000))
+    summary = run_search(config, show_progress=False)
+    rows = [json.loads(line) for line in (config.run_dir / "trials.jsonl").read_text().splitlines()]
+    infeasible = [row for row in rows if row["status"] == "infeasible"]
+    feasible = [row for row in rows if row["status"] == "trained"]
+    assert infeasible and feasible, "the budget should split this space"
+    assert summary.infeasible == len(infeasible)
+    for row in infeasible:
+        assert row["cost"]["mul"] > 300_000 and row["metrics"] is None
+        assert row["constraints"]["max_mults"] > 0
+        assert not (config.run_dir / "checkpoints" / f"{row['number']}.pt").exists()
+    assert all(row["cost"]["mul"] <= 300_000 for row in feasible)
+    study = open_study(config.run_dir, "b")
+    assert all(t.constraints["max_mults"] == row["constraints"]["max_mults"]
+               for t, row in zip(study.get_trials(), rows))
+
+
+def test_a_diverging_candidate_fails_with_its_reason_and_the_search_goes_on(tmp_path, monkeypatch):
+    import evaluator
+
+    from evaluator import TrialFailed
+
+    real = evaluator.evaluate
+    calls = []
+
+    def sometimes_diverges(model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise TrialFailed("training diverged: loss became nan at epoch 1 of 1, step 3 of 17")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(evaluator, "evaluate", sometimes_diverges)
+    config = SearchConfig(study="f", trials=3, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random")
+    summary = run_search(config, show_progress=False)
+    rows = [json.loads(line) for line in (config.run_dir / "trials.jsonl").read_text().splitlines()]
+    assert summary.finished == 3 and summary.failed == 1
+    assert rows[1]["state"] == "FAIL" and "loss became nan" in rows[1]["failure"]
+
+
+def _count_done(run_dir):
+    if not (run_dir / "study.db").exists():
+        return 0, 0
+    try:
+        from optuna.trial import TrialState
+
+        study = open_study(run_dir, "k")
+    except Exception:  # the study may not exist yet while the driver starts
+        return 0, 0
+    trials = study.get_trials(deepcopy=False)
+    # A running trial with a hash has sampled its whole genotype and is training.
+    return (sum(t.state == TrialState.COMPLETE for t in trials),
+            sum(t.state == TrialState.RUNNING and "hash" in t.user_attrs for t in trials))
+
+
+def test_kill_9_then_the_same_command_resumes(tmp_path):
+    command = [sys.executable, "-m", "strategies.cli", "search", "--study", "k", "--trials", "4",
+               "--epochs", "3", "--device", "cpu", "--runs-dir", str(tmp_path), "--quiet"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_dir = tmp_path / "k"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        completed, running = _count_done(run_dir)
+        if completed >= 1 and running == 1:
+            break
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    else:
+        pytest.fail("the search never reached a running second trial")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    study = open_study(run_dir, "k")
+    done_before = {t.number: t.datetime_complete for t in study.get_trials() if t.state.name == "COMPLETE"}
+    interrupted = [t for t in study.get_trials() if t.state.name == "RUNNING"]
+    assert len(interrupted) == 1
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    study = open_study(run_dir, "k")
+    trials = study.get_trials()
+    assert len(finished_trials(study)) == 4
+    for number, completed in done_before.items():
+        assert trials[number].datetime_complete == completed  # not trained again
+    killed = trials[interrupted[0].number]
+    assert killed.state.name == "FAIL" and killed.user_attrs["interrupted"]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state.name == "COMPLETE"
+    assert (run_dir / "report.html").exists()
+    assert len((run_dir / "trials.jsonl").read_text().splitlines()) == 5
