@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_space.errors import ConfigError
+from search_space.recipes import recipes_for
 
 from .failures import DivergenceWatch, TrialFailed, nonfinite_word
 from .fidelity import EvalResult, Fidelity
@@ -167,6 +168,8 @@ def _train_and_score(
     max_shift = min(CROP_SHIFT, min(task.input_shape[1:]) - 1)
 
     optimizer = _make_optimizer(model, fidelity)
+    # Layer kinds that train their own way (adder's l_p schedule, ...) hook in here.
+    recipes = recipes_for(model)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=fidelity.label_smoothing)
     watch = DivergenceWatch(device, fidelity.epochs, steps_per_epoch, check_every_step=not is_cuda)
     val_accuracy = val_loss = train_loss = float("nan")
@@ -189,17 +192,23 @@ def _train_and_score(
             if task.augment:
                 images = batch_flip_lr(batch_crop(images, shifts[batch]), flips[batch])
             inputs = data.normalise(images).contiguous(memory_format=memory_format)
+            for recipe in recipes:
+                recipe.before_step(model, global_step / total_steps)
             with autocast:
                 logits = model(inputs)
             loss = loss_fn(logits.float(), data.train_y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             watch.update(loss, global_step)
+            for recipe in recipes:
+                recipe.after_backward(model)
             optimizer.step()
             loss_sum += loss.detach()
             check_time(epoch)
         watch.check()
         train_loss = loss_sum.item() / steps_per_epoch
+        for recipe in recipes:
+            recipe.for_inference(model)
         val_accuracy, val_loss = _score(
             model, data, "val", memory_format, autocast, epoch, fidelity.epochs
         )

@@ -88,6 +88,9 @@ class LayerKind:
         export_objects: functions and classes (besides ``conv`` and ``linear``) whose source an
             exported file needs, in definition order; they may reference only torch names.
         export_prelude: source placed after those objects (e.g. an alias to a pure-torch path).
+        weight_bits: bits per stored weight, from the options (32 for float).
+        activation_bits: bits of the activations the layer multiplies or compares (32 for float).
+        recipe: a ``search_space.recipes.TrainingRecipe`` subclass, or None for plain training.
     """
 
     name: str
@@ -98,6 +101,9 @@ class LayerKind:
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     export_objects: tuple[Any, ...] = ()
     export_prelude: str = ""
+    weight_bits: Callable[[Mapping[str, Any]], int] = lambda options: 32
+    activation_bits: Callable[[Mapping[str, Any]], int] = lambda options: 32
+    recipe: type | None = None
     summary: str = ""
 
 
