@@ -16,6 +16,7 @@ from torch import nn
 __all__ = [
     "WeightedSum",
     "Body",
+    "make_body",
     "PadShortcut",
     "Projection",
     "make_shortcut",
@@ -81,6 +82,11 @@ class Body(nn.Module):
 
     def forward(self, x):
         return self.bn2(self.layer2(F.relu(self.bn1(self.layer1(x)))))
+
+
+def make_body(in_channels, out_channels, stride, stage, kinds):
+    """The transform T of a block in ``stage`` (a plain dict of the stage spec)."""
+    return Body(in_channels, out_channels, stride, stage["kernel_size"], stage["layer"], kinds)
 
 
 class PadShortcut(nn.Module):
@@ -194,6 +200,7 @@ EXPORT_OBJECTS = (
     make_layer,
     WeightedSum,
     Body,
+    make_body,
     PadShortcut,
     Projection,
     make_shortcut,

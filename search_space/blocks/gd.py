@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from ..modules import Body
+from ..modules import make_body
 from ..registry import BlockPattern
 
 __all__ = ["PlainBlock", "GD"]
@@ -19,7 +19,7 @@ class PlainBlock(nn.Module):
 
     def __init__(self, in_channels, out_channels, stride, stage, index, kinds):
         super().__init__()
-        self.body = Body(in_channels, out_channels, stride, stage["kernel_size"], stage["layer"], kinds)
+        self.body = make_body(in_channels, out_channels, stride, stage, kinds)
 
     def forward(self, history):
         return [F.relu(self.body(history[-1]))]

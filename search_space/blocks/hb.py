@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from ..modules import Body, WeightedSum, make_shortcut
+from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
 
 __all__ = ["HeavyBallBlock", "HB"]
@@ -26,7 +26,7 @@ class HeavyBallBlock(nn.Module):
         coefficients = {c["name"]: c for c in stage["block"]["coefficients"]}
         b1, b2 = coefficients["b1"], coefficients["b2"]
         self.restart = index == 0
-        self.body = Body(in_channels, out_channels, stride, stage["kernel_size"], stage["layer"], kinds)
+        self.body = make_body(in_channels, out_channels, stride, stage, kinds)
         learn1, learn2 = b1["mode"] == "learnable", b2["mode"] == "learnable"
         if self.restart:
             self.shortcut = make_shortcut(in_channels, out_channels, stride, stage, kinds)
