@@ -1,4 +1,4 @@
-"""The ``optinas`` command line: search, cost, export.
+"""The ``optinas`` command line: search, cost, export, reproduce.
 
 Bad input of any kind (a flag, a file, a genotype) ends with one line on stderr and exit
 code 2, never a traceback, and before anything is written under runs/.
@@ -37,6 +37,7 @@ def _search_parser(commands) -> None:
     parser.add_argument("--sampler", default="tpe", help="tpe (multivariate), nsga2 or random (default: tpe)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and training")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--threads", type=int, help="CPU threads for training (default: half the cores)")
     parser.add_argument("--runs-dir", default="runs", help="where studies are stored (default: ./runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(handler=_cmd_search)
@@ -60,6 +61,24 @@ def _export_parser(commands) -> None:
     parser.set_defaults(handler=_cmd_export)
 
 
+def _reproduce_parser(commands) -> None:
+    parser = commands.add_parser(
+        "reproduce", help="rerun a seed paper's experiment (table + figure under runs/reproduce/)",
+        description="Rerun one of the seed papers' experiments; it writes table.md, table.json and "
+                    "figure.html to RUNS/reproduce/NAME/. --list shows the experiments.")
+    parser.add_argument("name", nargs="?", help="the experiment (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the experiments, one line each")
+    parser.add_argument("--fast", action="store_true", help="a quick smoke setting (seconds), not the paper's")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the paper's)")
+    parser.add_argument("--depths", help="comma-separated depths, e.g. 10,20,30,40 (default: the paper's)")
+    parser.add_argument("--batch-size", type=int, help="mini-batch size (default: the experiment's)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the data and training (default: 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--runs-dir", default="runs", help="results go to RUNS/reproduce/NAME/ (default: ./runs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(handler=_cmd_reproduce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="optinas", description="Hardware-aware architecture search over "
                      "optimizer-inspired blocks and cheap arithmetic.")
@@ -68,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_parser(commands)
     _cost_parser(commands)
     _export_parser(commands)
+    _reproduce_parser(commands)
     return parser
 
 
@@ -78,7 +98,7 @@ def _cmd_search(args) -> int:
     budget = Budget(max_mults=parse_count(args.max_mults, "--max-mults") if args.max_mults else None)
     config = SearchConfig(study=args.study, task=args.task, trials=args.trials, seed=args.seed,
                           sampler=args.sampler, epochs=args.epochs, device=args.device,
-                          budget=budget, runs_dir=Path(args.runs_dir))
+                          threads=args.threads, budget=budget, runs_dir=Path(args.runs_dir))
     summary = run_search(config, show_progress=not args.quiet)
     print(f"{summary.finished} trials in {summary.run_dir}: {summary.trained} trained, "
           f"{summary.infeasible} over budget, {summary.failed} failed ({summary.seconds:.0f}s this run)")
@@ -107,6 +127,24 @@ def _cmd_export(args) -> int:
 
     path = export_to_file(args.genotype, Path(args.output), args.weights)
     print(f"wrote {path}" + (f" and {path.parent / 'weights.pt'}" if args.weights else ""))
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from search_space.errors import ConfigError
+
+    from .reproduce import ReproduceOptions, list_text, parse_depths, reproduce
+
+    if args.list:
+        print(list_text())
+        return 0
+    if not args.name:
+        raise ConfigError("name an experiment (optinas reproduce NAME) or pass --list to see them")
+    options = ReproduceOptions(fast=args.fast, epochs=args.epochs, batch_size=args.batch_size,
+                               depths=parse_depths(args.depths) if args.depths else None,
+                               seed=args.seed, device=args.device, runs_dir=Path(args.runs_dir),
+                               quiet=args.quiet)
+    print(reproduce(args.name, options))
     return 0
 
 

@@ -13,6 +13,18 @@ __all__ = ["write_text_atomic", "write_bytes_atomic", "write_json_atomic", "writ
            "read_toml", "replace_dir_atomic"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(directory: bool = False) -> int:
+    # mkstemp/mkdtemp create private 0600/0700 entries; runs/ is shared with teammates and
+    # cluster jobs, so give what a plain open()/mkdir() would under the user's umask.
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,6 +34,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, _default_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -69,6 +82,7 @@ def replace_dir_atomic(target: Path, fill) -> None:
     """Build a folder beside ``target`` with ``fill(folder)``, then swap it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    os.chmod(staging, _default_mode(directory=True))
     try:
         fill(staging)
         if target.exists():

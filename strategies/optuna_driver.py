@@ -126,6 +126,10 @@ def prepare(config: SearchConfig):
     from search_space import SearchSpace
 
     device = resolve_device(config.device)
+    if device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(config.cpu_threads)
     task = load_task(config.task, seed=config.seed)
     space = SearchSpace(input=_input_spec(task))
     fidelity = Fidelity(epochs=config.epochs)

@@ -66,3 +66,21 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     done = _optinas("search", "--study", "s", "--epochs", "2", "--runs-dir", "runs", cwd=tmp_path)
     assert done.returncode == 2 and "created with epochs = 6, not 2" in done.stderr
     assert sorted(p.name for p in (tmp_path / "runs" / "s").iterdir()) == ["config.toml"]
+
+
+def test_atomic_writes_use_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from strategies.files import replace_dir_atomic, write_text_atomic
+
+    mask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        replace_dir_atomic(tmp_path / "best", lambda folder: (folder / "f").write_text("y"))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "best").stat().st_mode) == 0o755
+    assert (tmp_path / "a.txt").read_text() == "x" and (tmp_path / "best" / "f").read_text() == "y"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
