@@ -71,9 +71,24 @@ def test_rerun_with_more_trials_extends_without_retraining(finished_run):
     assert all(after[number] == completed for number, completed in before.items())
 
 
+def _median_mults_of_first_trials(config, count):
+    """Median multiplications of the genotypes a seeded random search will draw first."""
+    import statistics
+
+    import optuna
+
+    from search_space import count_cost
+    from strategies.optuna_driver import prepare
+
+    space = prepare(config).space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=config.seed))
+    return int(statistics.median(count_cost(space.sample(study.ask())).mults for _ in range(count)))
+
+
 def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
-    config = SearchConfig(study="b", trials=8, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
-                          budget=Budget(max_mults=300_000))
+    probe = SearchConfig(study="b", trials=8, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random")
+    limit = _median_mults_of_first_trials(probe, 8)  # so the budget splits these trials
+    config = SearchConfig(**{**probe.__dict__, "budget": Budget(max_mults=limit)})
     summary = run_search(config, show_progress=False)
     rows = [json.loads(line) for line in (config.run_dir / "trials.jsonl").read_text().splitlines()]
     infeasible = [row for row in rows if row["status"] == "infeasible"]
@@ -81,10 +96,10 @@ def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
     assert infeasible and feasible, "the budget should split this space"
     assert summary.infeasible == len(infeasible)
     for row in infeasible:
-        assert row["cost"]["mul"] > 300_000 and row["metrics"] is None
+        assert row["cost"]["mul"] > limit and row["metrics"] is None
         assert row["constraints"]["max_mults"] > 0
         assert not (config.run_dir / "checkpoints" / f"{row['number']}.pt").exists()
-    assert all(row["cost"]["mul"] <= 300_000 for row in feasible)
+    assert all(row["cost"]["mul"] <= limit for row in feasible)
     study = open_study(config.run_dir, "b")
     assert all(t.constraints["max_mults"] == row["constraints"]["max_mults"]
                for t, row in zip(study.get_trials(), rows))
@@ -113,18 +128,26 @@ def test_a_diverging_candidate_fails_with_its_reason_and_the_search_goes_on(tmp_
 
 
 def _count_done(run_dir):
-    if not (run_dir / "study.db").exists():
+    """(completed trials, running trials that are training) read straight from SQLite.
+
+    Read-only on purpose: opening the study through Optuna would create its tables, racing
+    the search process that is creating them.
+    """
+    import sqlite3
+
+    path = run_dir / "study.db"
+    if not path.exists():
         return 0, 0
     try:
-        from optuna.trial import TrialState
-
-        study = open_study(run_dir, "k")
-    except Exception:  # the study may not exist yet while the driver starts
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+            completed = connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+            # A running trial with a hash has sampled its whole genotype and is training.
+            training = connection.execute(
+                "SELECT COUNT(*) FROM trials JOIN trial_user_attributes USING (trial_id) "
+                "WHERE state = 'RUNNING' AND key = 'hash'").fetchone()[0]
+    except sqlite3.Error:  # tables not created yet, or locked for a moment
         return 0, 0
-    trials = study.get_trials(deepcopy=False)
-    # A running trial with a hash has sampled its whole genotype and is training.
-    return (sum(t.state == TrialState.COMPLETE for t in trials),
-            sum(t.state == TrialState.RUNNING and "hash" in t.user_attrs for t in trials))
+    return completed, training
 
 
 def test_kill_9_then_the_same_command_resumes(tmp_path):
