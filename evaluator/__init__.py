@@ -2,10 +2,15 @@
 
 Typical use::
 
-    from evaluator import Fidelity, evaluate, load_task, resolve_device
+    from evaluator import Fidelity, evaluate, load_task, proxy_genotype, resolve_device
+    from search_space import InputSpec, build_model
+    from search_space.presets import preset
 
-    task = load_task("digits", seed=0)
-    result = evaluate(model, task, Fidelity(epochs=8), device=resolve_device("auto"), seed=0)
+    task = load_task("digits", seed=0)     # or "cifar10", "unit-ball", "path/to/images.tar.gz"
+    genotype = preset("resnet20", InputSpec(*task.input_shape, task.num_classes))
+    fidelity = Fidelity(epochs=8)          # width_multiplier, resolution, train_fraction: proxies
+    model = build_model(proxy_genotype(genotype, fidelity))
+    result = evaluate(model, task, fidelity, device=resolve_device("auto"), seed=0)
     print(result.val_accuracy)
 
 Imports from the project go one way: ``evaluator`` may use ``search_space``, never
@@ -14,13 +19,15 @@ Imports from the project go one way: ``evaluator`` may use ``search_space``, nev
 
 from .failures import FAILURE_KINDS, TrialFailed
 from .fidelity import EvalResult, Fidelity
-from .loader import batch_crop, batch_flip_lr, resolve_device
-from .tasks import TASK_NAMES, Task, load_task
+from .loader import batch_crop, batch_flip_lr, resize_images, resolve_device
+from .proxy import proxy_genotype, scale_widths
+from .tasks import TASK_KINDS, TASK_NAMES, Task, load_task
 from .train import evaluate
 
 __all__ = [
     "Task",
     "TASK_NAMES",
+    "TASK_KINDS",
     "load_task",
     "Fidelity",
     "EvalResult",
@@ -30,4 +37,7 @@ __all__ = [
     "resolve_device",
     "batch_crop",
     "batch_flip_lr",
+    "resize_images",
+    "scale_widths",
+    "proxy_genotype",
 ]

@@ -45,6 +45,17 @@ class Fidelity:
         train_fraction: Share of the training split used, in ``(0, 1]``; the subset is
             fixed by the seed.
         time_limit_s: Wall-time limit of one evaluation in seconds; None for none.
+        width_multiplier: Proxy width: every stem and stage width is scaled by it (rounded,
+            at least 1). The caller applies it to the genotype before building the model,
+            with :func:`evaluator.proxy_genotype`; cost is still counted on the full one.
+        resolution: Proxy input size: images are resized to ``resolution`` x
+            ``resolution`` on the device, once per task (None: the task's own size).
+            Build the model with :func:`evaluator.proxy_genotype` too, so that layers
+            sized by their input (binary rank-1 scales) match.
+        cuda_graphs: On CUDA, capture the training step (forward, backward, optimizer) in
+            a CUDA graph and replay it, which removes the per-kernel launch cost of small
+            models. Models whose layer kinds declare a training recipe (adder) run
+            eagerly, since their hooks read values back on the host every step.
     """
 
     epochs: int = 8
@@ -56,6 +67,9 @@ class Fidelity:
     label_smoothing: float = 0.1
     train_fraction: float = 1.0
     time_limit_s: float | None = None
+    width_multiplier: float = 1.0
+    resolution: int | None = None
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         def bad(field: str, allowed: str) -> ConfigError:
@@ -81,6 +95,14 @@ class Fidelity:
             not _is_number(self.time_limit_s) or self.time_limit_s <= 0
         ):
             raise bad("time_limit_s", "a positive number of seconds or None")
+        if not _is_number(self.width_multiplier) or not 0 < self.width_multiplier <= 16:
+            raise bad("width_multiplier", "a number in (0, 16]")
+        if self.resolution is not None and (
+            not _is_int(self.resolution) or not 1 <= self.resolution <= 4096
+        ):
+            raise bad("resolution", "an integer in [1, 4096] or None")
+        if not isinstance(self.cuda_graphs, bool):
+            raise bad("cuda_graphs", "True or False")
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as a plain dict (for ``config.toml`` and trial records)."""
@@ -107,6 +129,8 @@ class Fidelity:
 class EvalResult:
     """The scores of one evaluated candidate.
 
+    For a regression task the accuracies are None and the losses are mean squared errors.
+
     Attributes:
         val_accuracy: Top-1 accuracy on the validation split, in ``[0, 1]`` (the score a
             search optimises).
@@ -115,14 +139,16 @@ class EvalResult:
         train_loss: Mean training loss of the last epoch, with label smoothing.
         wall_time_s: Seconds spent training and evaluating, data copy included.
         epochs: Epochs completed.
+        test_loss: Mean cross-entropy (or squared error) on the test split.
     """
 
-    val_accuracy: float
-    test_accuracy: float
+    val_accuracy: float | None
+    test_accuracy: float | None
     val_loss: float
     train_loss: float
     wall_time_s: float
     epochs: int
+    test_loss: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a plain, JSON-serialisable dict."""

@@ -13,6 +13,7 @@ import weakref
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from search_space.errors import ConfigError
 
@@ -20,7 +21,7 @@ from .tasks import Task
 
 __all__ = [
     "DeviceData", "to_device", "resolve_device", "batch_crop", "batch_flip_lr",
-    "draw_augmentation",
+    "draw_augmentation", "resize_images",
 ]
 
 
@@ -80,34 +81,72 @@ class DeviceData:
     shift: torch.Tensor  # (1, C, 1, 1) float32
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(N, C, H, W)`` images to normalised float32, on their device."""
-        return images.float().mul_(self.scale).add_(self.shift)
+        """uint8 (or float32) ``(N, C, H, W)`` inputs to normalised float32, on their device.
+
+        One fused ``shift + x * scale`` into a new tensor: never in place, since for
+        float32 inputs ``.float()`` is the stored data set itself.
+        """
+        return torch.addcmul(self.shift, images.float(), self.scale)
 
 
-# One device copy per (task, device), dropped with the task: a search evaluates hundreds of
-# candidates on the same Task object and should copy the data set to the GPU once.
-_CACHE: weakref.WeakKeyDictionary[Task, dict[torch.device, DeviceData]] = (
-    weakref.WeakKeyDictionary()
-)
+# One device copy per (task, device, resolution), dropped with the task: a search evaluates
+# hundreds of candidates on the same Task object and should copy the data set to the GPU once.
+_CACHE: weakref.WeakKeyDictionary[Task, dict[tuple, DeviceData]] = weakref.WeakKeyDictionary()
+#: Images resized per call of ``F.interpolate`` (bounds the float32 temporary to ~200 MB
+#: for 224x224 RGB, ~50 MB for CIFAR).
+RESIZE_CHUNK = 4096
 
 
-def to_device(task: Task, device: torch.device) -> DeviceData:
-    """Copies a task's uint8 images and labels to ``device`` (once per task and device)."""
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``(N, C, H, W)`` inputs resized to ``size`` x ``size`` on their own device.
+
+    Shrinking averages each output pixel's area (a 16x16 proxy of a CIFAR image is the
+    mean of its 2x2 blocks, not an aliased sample); enlarging is bilinear. uint8 stays
+    uint8 (rounded).
+    """
+    if tuple(images.shape[2:]) == (size, size):
+        return images
+    shrink = size <= min(images.shape[2:])
+    out = torch.empty((*images.shape[:2], size, size), dtype=images.dtype, device=images.device)
+    for first in range(0, len(images), RESIZE_CHUNK):
+        chunk = images[first: first + RESIZE_CHUNK].float()
+        if shrink:
+            resized = F.interpolate(chunk, size=(size, size), mode="area")
+        else:
+            resized = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False)
+        if images.dtype == torch.uint8:
+            resized = resized.round_().clamp_(0, 255)
+        out[first: first + RESIZE_CHUNK] = resized.to(images.dtype)
+    return out
+
+
+def to_device(task: Task, device: torch.device, resolution: int | None = None) -> DeviceData:
+    """Copies a task's inputs and labels to ``device``, resized there to ``resolution``.
+
+    Done once per (task, device, resolution): the resize runs on the device, right after
+    the uint8 copy, and is kept for every later candidate.
+    """
     per_device = _CACHE.setdefault(task, {})
-    cached = per_device.get(device)
+    key = (device, resolution)
+    cached = per_device.get(key)
     if cached is not None:
         return cached
     mean = torch.tensor(task.mean, dtype=torch.float64)
     std = torch.tensor(task.std, dtype=torch.float64)
     scale = (1.0 / (task.max_value * std)).float().view(1, -1, 1, 1).to(device)
     shift = (-mean / std).float().view(1, -1, 1, 1).to(device)
+
+    def inputs(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        return x if resolution is None else resize_images(x, resolution)
+
     data = DeviceData(
-        train_x=task.train_x.to(device), train_y=task.train_y.to(device),
-        val_x=task.val_x.to(device), val_y=task.val_y.to(device),
-        test_x=task.test_x.to(device), test_y=task.test_y.to(device),
+        train_x=inputs(task.train_x), train_y=task.train_y.to(device),
+        val_x=inputs(task.val_x), val_y=task.val_y.to(device),
+        test_x=inputs(task.test_x), test_y=task.test_y.to(device),
         scale=scale, shift=shift,
     )
-    per_device[device] = data
+    per_device[key] = data
     return data
 
 

@@ -1,49 +1,69 @@
-"""Tasks: a labelled image data set split three ways, stored as uint8 on the CPU.
+"""Tasks: a data set split into train, validation and test, stored on the CPU.
 
-A task is what a candidate is trained and scored on. Each task has one loader function,
-registered by name in ``_LOADERS``; adding ``cifar10`` later is one loader (which returns
-images as uint8 ``(N, C, H, W)``) plus one line there. The evaluator moves the uint8 tensors
-to the device once and normalises each batch there, so a loader never produces floats.
+A task is what a candidate is trained and scored on. ``load_task`` accepts a registered name
+(:data:`TASK_NAMES`) or a path to an image folder / ``.tar.gz`` of one. The loaders live in
+their own modules and all end here, in :func:`task_from_splits` or
+:func:`task_without_test_split`, which carve the validation split out of the training images
+(never out of the test images: the test split is only for the final report of the best
+models) and compute the normalisation statistics from the training split alone.
+
+| name | loader | data |
+|---|---|---|
+| digits | here | scikit-learn's bundled 8x8 digits |
+| cifar10, cifar100, mnist, fashion-mnist | ``vision_sets.py`` | torchvision's on-disk formats under ``data_dir`` |
+| a path | ``image_folder.py`` | class-per-subfolder images (``train/`` and ``test/``), or a ``.tar.gz`` |
+| unit-ball, two-balls, xy-sign, regression | ``synthetic.py`` | seed 000 section 5.3 toys; seed 004 regression pairs |
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from search_space.errors import ConfigError, DataError
 
-__all__ = ["Task", "TASK_NAMES", "load_task", "stratified_split", "TEST_FRACTION", "VAL_FRACTION"]
+__all__ = [
+    "Task", "TASK_NAMES", "TASK_KINDS", "load_task", "stratified_split", "task_from_splits",
+    "task_without_test_split", "TEST_FRACTION", "VAL_FRACTION",
+]
 
-#: Share of the whole data set held out for the final test score.
+#: Share of a data set without its own test split that is held out for the final test score.
 TEST_FRACTION = 0.2
-#: Share of what remains after the test split that is held out for validation (the score a
-#: search optimises), so that the test split is never looked at while searching.
+#: Default share of the training images held out for validation (the score a search
+#: optimises). 0.2 keeps digits' validation split usable (288 images); large sets with their
+#: own test split pass a smaller share (``VISION_VAL_FRACTION`` in ``vision_sets.py``).
 VAL_FRACTION = 0.2
+#: What a task predicts: a class (accuracy, cross-entropy) or a real vector (MSE).
+TASK_KINDS = ("classification", "regression")
 
 
 @dataclass(frozen=True, eq=False)
 class Task:
-    """A classification data set, split into train, validation and test, on the CPU.
+    """A data set split into train, validation and test, on the CPU.
 
-    Images are uint8 ``(N, C, H, W)`` in ``0..max_value``; labels are int64 ``(N,)``. The
-    tensors are shared, not copied: treat them as read-only. ``eq=False`` keeps identity
-    equality and hashing (element-wise tensor comparison has no single truth value), which
-    also lets the evaluator cache the device copy per task.
+    Inputs are ``(N, C, H, W)``: uint8 images in ``0..max_value``, or float32 features for
+    the synthetic tasks (a 2-D point is a ``(2, 1, 1)`` "image"). Classification labels are
+    int64 ``(N,)``; regression targets are float32 ``(N, num_outputs)``. The tensors are
+    shared, not copied: treat them as read-only. ``eq=False`` keeps identity equality and
+    hashing, which lets the evaluator cache the device copy per task.
 
     Attributes:
-        name: The name :func:`load_task` knows it by.
-        input_shape: ``(C, H, W)`` of one image.
-        num_classes: Number of labels; labels are ``0..num_classes - 1``.
-        train_x, val_x, test_x: uint8 images of each split.
-        train_y, val_y, test_y: int64 labels of each split.
-        mean, std: Per-channel statistics of the training images after dividing by
+        name: The name :func:`load_task` knows it by (a folder's or archive's stem).
+        input_shape: ``(C, H, W)`` of one input.
+        num_classes: Number of classes; for a regression task, the number of outputs.
+        train_x, val_x, test_x: Inputs of each split.
+        train_y, val_y, test_y: Labels (or targets) of each split.
+        mean, std: Per-channel statistics of the training inputs after dividing by
             ``max_value``; a batch is normalised as ``(x / max_value - mean) / std``.
-        max_value: The largest pixel value (16 for digits, 255 for 8-bit images).
+        max_value: The largest pixel value (16 for digits, 255 for 8-bit images, 1 for
+            float features).
         augment: Whether random crops and horizontal flips preserve the label.
+        kind: ``"classification"`` or ``"regression"``.
+        classes: Class names in label order, where the data set has them.
+        source: Where the data came from, for logs and benchmark output.
     """
 
     name: str
@@ -59,25 +79,35 @@ class Task:
     std: tuple[float, ...]
     max_value: float
     augment: bool
+    kind: str = "classification"
+    classes: tuple[str, ...] = ()
+    source: str = ""
 
     def __post_init__(self) -> None:
         # A loader written for a new task gets one clear sentence instead of a shape error
         # deep inside a convolution.
-        channels = self.input_shape[0]
+        if self.kind not in TASK_KINDS:
+            raise DataError(f"task {self.name!r}: kind must be one of {TASK_KINDS}, got {self.kind!r}")
+        shape = ", ".join(map(str, self.input_shape))
         for split in ("train", "val", "test"):
             x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
-            if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape:
+            if x.dtype not in (torch.uint8, torch.float32) or tuple(x.shape[1:]) != self.input_shape:
                 raise DataError(
-                    f"task {self.name!r}: {split}_x must be uint8 of shape (N, "
-                    f"{', '.join(map(str, self.input_shape))}), got {x.dtype} {tuple(x.shape)}"
+                    f"task {self.name!r}: {split}_x must be uint8 or float32 of shape (N, {shape}), "
+                    f"got {x.dtype} {tuple(x.shape)}"
                 )
-            if y.dtype != torch.int64 or y.shape != (x.shape[0],):
+            if self.kind == "classification":
+                expected, dtype = (x.shape[0],), torch.int64
+            else:
+                expected, dtype = (x.shape[0], self.num_classes), torch.float32
+            if y.dtype != dtype or tuple(y.shape) != expected:
                 raise DataError(
-                    f"task {self.name!r}: {split}_y must be int64 of shape ({x.shape[0]},), "
+                    f"task {self.name!r}: {split}_y must be {str(dtype)[6:]} of shape {expected}, "
                     f"got {y.dtype} {tuple(y.shape)}"
                 )
             if x.shape[0] == 0:
                 raise DataError(f"task {self.name!r}: the {split} split is empty")
+        channels = self.input_shape[0]
         if len(self.mean) != channels or len(self.std) != channels:
             raise DataError(
                 f"task {self.name!r}: mean and std need {channels} values (one per channel), "
@@ -88,22 +118,20 @@ class Task:
 
     @property
     def num_train(self) -> int:
-        """Number of training images."""
+        """Number of training inputs."""
         return int(self.train_x.shape[0])
 
 
 def stratified_split(
-    labels: np.ndarray, seed: int
+    labels: np.ndarray, seed: int, test_size: float = TEST_FRACTION,
+    val_size: float = VAL_FRACTION,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Splits sample indices into train, validation and test, stratified by label.
 
-    The test split is ``TEST_FRACTION`` of all samples and the validation split is
-    ``VAL_FRACTION`` of the rest (for digits: 1149 / 288 / 360). Every class keeps its
-    overall proportion in each split.
-
-    Args:
-        labels: Integer labels, one per sample.
-        seed: ``random_state`` for scikit-learn; the same seed gives the same split.
+    The test split is ``test_size`` of all samples (0: no test split) and the validation
+    split ``val_size`` of the rest (for digits: 1149 / 288 / 360). With integer labels
+    every class keeps its overall proportion in each split; float labels (regression
+    targets) are split at random.
 
     Returns:
         Sorted index arrays ``(train, val, test)``.
@@ -111,40 +139,125 @@ def stratified_split(
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
-    rest, test = train_test_split(
-        indices, test_size=TEST_FRACTION, stratify=labels, random_state=seed
-    )
+    stratify = labels if labels.ndim == 1 and labels.dtype.kind in "iu" else None
+    test = indices[:0]
+    if test_size > 0:
+        indices, test = train_test_split(
+            indices, test_size=test_size, stratify=stratify, random_state=seed
+        )
     train, val = train_test_split(
-        rest, test_size=VAL_FRACTION, stratify=labels[rest], random_state=seed
+        indices, test_size=val_size, random_state=seed,
+        stratify=None if stratify is None else labels[indices],
     )
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def _task_from_arrays(
-    name: str, images: np.ndarray, labels: np.ndarray, num_classes: int,
-    max_value: float, augment: bool, seed: int,
+#: Most training images the normalisation statistics are computed from (evenly spaced);
+#: 8,192 CIFAR images are 8.4 million pixels per channel, far more than the three digits a
+#: mean and std need, at a fifth of the time of all 45,000.
+STATS_IMAGES = 8192
+
+
+def _channel_stats(x: np.ndarray, max_value: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and population std of ``x / max_value`` (up to ``STATS_IMAGES``)."""
+    x = x[:: max(1, -(-len(x) // STATS_IMAGES))]
+    means, stds = [], []
+    for channel in range(x.shape[1]):
+        values = x[:, channel]
+        if values.dtype == np.uint8:
+            # A 256-bin histogram is exact and never builds a float copy of the images.
+            counts = torch.bincount(torch.from_numpy(np.ascontiguousarray(values)).flatten(),
+                                    minlength=256).double().numpy()
+            levels = np.arange(256, dtype=np.float64) / max_value
+            mean = float(counts @ levels / counts.sum())
+            var = float(counts @ (levels - mean) ** 2 / counts.sum())
+        else:
+            scaled = values.astype(np.float64) / max_value
+            mean, var = float(scaled.mean()), float(scaled.var())
+        means.append(mean)
+        stds.append(var ** 0.5 if var > 0 else 1.0)  # a constant channel is left unscaled
+    return tuple(means), tuple(stds)
+
+
+def _carve_validation(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, val) indices with ``fraction`` of every class (or of all) in val.
+
+    Plain numpy rather than scikit-learn, whose import alone costs more than the rest of
+    loading a cached CIFAR-10.
+    """
+    rng = np.random.default_rng(seed)
+    groups = ([np.flatnonzero(labels == c) for c in np.unique(labels)]
+              if labels.ndim == 1 and labels.dtype.kind in "iu" else [np.arange(len(labels))])
+    val = []
+    for members in groups:
+        count = int(round(fraction * len(members)))
+        count = min(max(count, 1), len(members) - 1) if len(members) > 1 else 0
+        val.append(rng.permutation(members)[:count])
+    val = np.sort(np.concatenate(val))
+    keep = np.ones(len(labels), dtype=bool)
+    keep[val] = False
+    return np.flatnonzero(keep), val
+
+
+def _make_task(
+    name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], *, max_value: float,
+    augment: bool, num_classes: int, kind: str, classes: tuple[str, ...], source: str,
 ) -> Task:
-    """Splits uint8 ``(N, C, H, W)`` images and computes train-split statistics."""
-    train, val, test = stratified_split(labels, seed)
-    # Statistics come from the training split only, so nothing about the held-out images
+    """Wraps ``{"train"|"val"|"test": (x, y)}`` numpy arrays in a Task."""
+    # Statistics come from the training split only, so nothing about the held-out samples
     # leaks into the inputs the model sees.
-    scaled = images[train].astype(np.float64) / max_value
-    mean = tuple(float(m) for m in scaled.mean(axis=(0, 2, 3)))
-    std = tuple(float(s) for s in scaled.std(axis=(0, 2, 3)))
+    mean, std = _channel_stats(splits["train"][0], max_value)
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        array = np.ascontiguousarray(array)
+        # A memory-mapped cache file is read-only: copy it into memory the task owns.
+        return torch.from_numpy(array if array.flags.writeable else array.copy())
 
-    def tensors(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(images[idx].copy()), torch.from_numpy(labels[idx].copy())
-
-    (train_x, train_y), (val_x, val_y), (test_x, test_y) = map(tensors, (train, val, test))
+    tensors = {}
+    for split, (x, y) in splits.items():
+        tensors[f"{split}_x"], tensors[f"{split}_y"] = tensor(x), tensor(y)
     return Task(
-        name=name, input_shape=tuple(images.shape[1:]), num_classes=num_classes,
-        train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y,
-        test_x=test_x, test_y=test_y, mean=mean, std=std,
-        max_value=float(max_value), augment=augment,
+        name=name, input_shape=tuple(int(s) for s in splits["train"][0].shape[1:]),
+        num_classes=num_classes, mean=mean, std=std, max_value=float(max_value),
+        augment=augment, kind=kind, classes=tuple(classes), source=source, **tensors,
     )
 
 
-def _load_digits(seed: int) -> Task:
+def task_from_splits(
+    name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+    test_y: np.ndarray, *, seed: int, val_fraction: float, max_value: float, augment: bool,
+    num_classes: int, kind: str = "classification", classes: tuple[str, ...] = (),
+    source: str = "",
+) -> Task:
+    """A task from a data set's own train and test splits; validation comes out of train.
+
+    Args:
+        name: Task name.
+        train_x, test_x: ``(N, C, H, W)`` uint8 images or float32 features.
+        train_y, test_y: int64 labels or float32 targets.
+        seed: Seed of the (stratified) train/validation split.
+        val_fraction: Share of the training samples held out for validation, in (0, 1).
+        max_value, augment, num_classes, kind, classes, source: As on :class:`Task`.
+    """
+    train, val = _carve_validation(train_y, val_fraction, seed)
+    splits = {"train": (train_x[train], train_y[train]), "val": (train_x[val], train_y[val]),
+              "test": (test_x, test_y)}
+    return _make_task(name, splits, max_value=max_value, augment=augment,
+                      num_classes=num_classes, kind=kind, classes=classes, source=source)
+
+
+def task_without_test_split(
+    name: str, x: np.ndarray, y: np.ndarray, *, seed: int, val_fraction: float,
+    max_value: float, augment: bool, num_classes: int, kind: str = "classification",
+    classes: tuple[str, ...] = (), source: str = "",
+) -> Task:
+    """A task from one pool of samples: ``TEST_FRACTION`` of it becomes the test split."""
+    train, val, test = stratified_split(y, seed, val_size=val_fraction)
+    splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
+    return _make_task(name, splits, max_value=max_value, augment=augment,
+                      num_classes=num_classes, kind=kind, classes=classes, source=source)
+
+
+def _load_digits(seed: int, val_fraction: float | None, **_: object) -> Task:
     """scikit-learn's bundled 8x8 handwritten digits: 1797 images, pixels 0..16, no download.
 
     Not augmented: a mirrored digit is a different digit (or none), and a 4-pixel shift
@@ -155,38 +268,72 @@ def _load_digits(seed: int) -> Task:
     bunch = load_digits()
     images = np.asarray(bunch.images, dtype=np.uint8)[:, None]  # (N, 1, 8, 8), whole numbers
     labels = np.asarray(bunch.target, dtype=np.int64)
-    return _task_from_arrays(
-        "digits", images, labels, num_classes=10, max_value=16.0, augment=False, seed=seed
+    return task_without_test_split(
+        "digits", images, labels, seed=seed, val_fraction=val_fraction or VAL_FRACTION,
+        max_value=16.0, augment=False, num_classes=10, classes=tuple(map(str, range(10))),
+        source="sklearn.datasets.load_digits",
     )
 
 
-# The one visible mapping from task name to loader; TASK_NAMES follows from it.
-_LOADERS: dict[str, Callable[[int], Task]] = {
-    "digits": _load_digits,
-}
+def _loaders() -> dict:
+    # The one visible mapping from task name to loader; TASK_NAMES follows from it.
+    from . import synthetic, vision_sets
 
-#: Names :func:`load_task` accepts.
-TASK_NAMES: tuple[str, ...] = tuple(_LOADERS)
+    return {"digits": _load_digits, **vision_sets.LOADERS, **synthetic.LOADERS}
 
 
-def load_task(name: str, seed: int = 0) -> Task:
-    """Loads a task by name and splits it with a fixed seed.
+#: Names :func:`load_task` accepts (besides a path to an image folder or archive).
+TASK_NAMES: tuple[str, ...] = (
+    "digits", "cifar10", "cifar100", "mnist", "fashion-mnist",
+    "unit-ball", "two-balls", "xy-sign", "regression",
+)
+
+
+def _looks_like_path(name: str) -> bool:
+    return "/" in name or "\\" in name or name.endswith((".tar.gz", ".tgz", ".tar")) or Path(name).exists()
+
+
+def load_task(
+    name: str, seed: int = 0, *, data_dir: str | Path | None = None, download: bool = False,
+    val_fraction: float | None = None,
+) -> Task:
+    """Loads a task by name or path and splits it with a fixed seed.
 
     Args:
-        name: One of :data:`TASK_NAMES`.
-        seed: Seed of the stratified split; keep it fixed across a search so that every
-            candidate is scored on the same validation images.
+        name: One of :data:`TASK_NAMES`, or a path to an image folder (class-per-subfolder,
+            optionally under ``train/`` and ``test/``) or to a ``.tar.gz`` of one.
+        seed: Seed of the splits (and of the synthetic data); keep it fixed across a search
+            so that every candidate is scored on the same validation samples.
+        data_dir: Root of torchvision-format data sets (default ``./data``).
+        download: Let torchvision fetch a missing data set into ``data_dir``.
+        val_fraction: Share of the training samples held out for validation, in (0, 1);
+            None for the task's default.
 
     Returns:
         The :class:`Task`, with all tensors on the CPU.
 
     Raises:
-        DataError: If ``name`` is not a known task.
-        ConfigError: If ``seed`` is not an integer in ``0..2**32 - 1``.
+        DataError: If ``name`` is neither a known task nor an existing path, or the data
+            cannot be found or read.
+        ConfigError: If ``seed`` or ``val_fraction`` is out of range.
     """
-    loader = _LOADERS.get(name)
-    if loader is None:
-        raise DataError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ConfigError(f"task seed must be an integer in 0..2**32 - 1, got {seed!r}")
-    return loader(int(seed))
+    if val_fraction is not None and not (
+        isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1
+    ):
+        raise ConfigError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
+    if not isinstance(name, (str, Path)):
+        raise DataError(f"task must be a name or a path, got {name!r}")
+    name = str(name)
+    loader = _loaders().get(name)
+    if loader is not None:
+        return loader(int(seed), val_fraction, data_dir=data_dir, download=download)
+    if _looks_like_path(name):
+        from .image_folder import load_image_folder
+
+        return load_image_folder(Path(name), int(seed), val_fraction)
+    raise DataError(
+        f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}, "
+        "or give the path of an image folder or .tar.gz"
+    )

@@ -23,6 +23,7 @@ from search_space.recipes import recipes_for
 
 from .failures import DivergenceWatch, TrialFailed, nonfinite_word
 from .fidelity import EvalResult, Fidelity
+from .graphs import EagerStep, GraphedStep, graph_eligible
 from .loader import (
     DeviceData, batch_crop, batch_flip_lr, draw_augmentation, resolve_device, to_device,
 )
@@ -48,7 +49,10 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return (total_steps - step) / (total_steps - warmup_steps)
 
 
-def _make_optimizer(model: nn.Module, fidelity: Fidelity) -> torch.optim.SGD:
+def _make_optimizer(
+    model: nn.Module, fidelity: Fidelity, lr: float | torch.Tensor | None = None
+) -> torch.optim.SGD:
+    """Nesterov SGD; ``lr`` a CUDA tensor gives the fused, graph-capturable variant."""
     # Decay only matrices and kernels: decaying BatchNorm scales and biases only fights
     # the normalisation, and scalar block coefficients have no reason to shrink to 0.
     decay, no_decay = [], []
@@ -62,8 +66,10 @@ def _make_optimizer(model: nn.Module, fidelity: Fidelity) -> torch.optim.SGD:
         for params, wd in ((decay, fidelity.weight_decay), (no_decay, 0.0))
         if params
     ]
+    fused = isinstance(lr, torch.Tensor)
     return torch.optim.SGD(
-        groups, lr=fidelity.lr, momentum=fidelity.momentum, nesterov=fidelity.momentum > 0
+        groups, lr=fidelity.lr if lr is None else lr, momentum=fidelity.momentum,
+        nesterov=fidelity.momentum > 0, fused=fused or None,
     )
 
 
@@ -90,19 +96,28 @@ def evaluate(
 ) -> EvalResult:
     """Trains ``model`` briefly on ``task`` and scores it on the validation and test splits.
 
-    The model is trained in place and left on ``device`` (so its weights can be exported).
-    Model initialisation is the caller's: seed before building the model.
+    The model is trained in place and left on ``device`` in its inference state (every
+    layer kind's ``for_inference`` hook has run, e.g. adder layers at p = 1), so its weights
+    can be exported. Model initialisation is the caller's: seed before building the model,
+    and build it from :func:`proxy_genotype` when ``fidelity`` sets a width multiplier or a
+    resolution.
+
+    A classification task is trained with label-smoothed cross-entropy and scored by
+    accuracy; a regression task (``task.kind == "regression"``) is trained and scored by
+    the mean squared error, and its accuracies are None.
 
     Args:
-        model: The candidate, freshly initialised; it must map normalised float images
-            ``(N, *task.input_shape)`` to logits ``(N, task.num_classes)``.
+        model: The candidate, freshly initialised; it must map normalised float inputs
+            ``(N, C, H, W)`` (``H = W = fidelity.resolution`` when set) to logits (or
+            outputs) ``(N, task.num_classes)``.
         task: The data, from :func:`load_task`.
         fidelity: The training recipe.
         device: A ``torch.device`` or a name for :func:`resolve_device`.
         seed: Seeds shuffling, augmentation, the training subset and the global
             generators used inside the model.
-        on_epoch: Called as ``on_epoch(epoch_index, val_accuracy)`` after each epoch, with
-            ``epoch_index`` counting from 0; whatever it raises (e.g.
+        on_epoch: Called as ``on_epoch(epoch_index, score)`` after each epoch, with
+            ``epoch_index`` counting from 0 and ``score`` the validation accuracy (the
+            validation MSE for regression); whatever it raises (e.g.
             ``optuna.TrialPruned``) propagates and ends the evaluation.
 
     Returns:
@@ -143,9 +158,14 @@ def _train_and_score(
 ) -> EvalResult:
     is_cuda = device.type == "cuda"
     memory_format = torch.channels_last if is_cuda else torch.contiguous_format
-    data = to_device(task, device)
+    data = to_device(task, device, fidelity.resolution)
     model.to(device=device, memory_format=memory_format)
+    # bf16 autocast on CUDA: convolutions and matmuls run in bf16; BatchNorm is on none of
+    # autocast's lists, so it takes the bf16 activations as they come but keeps its weights
+    # and running statistics in fp32 (the model is never cast) and accumulates its batch
+    # statistics in fp32. bf16 has fp32's exponent range, so no loss scaling is needed.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=is_cuda)
+    regression = task.kind == "regression"
 
     def check_time(epoch: int) -> None:
         limit = fidelity.time_limit_s
@@ -165,14 +185,29 @@ def _train_and_score(
     steps_per_epoch = num_train // batch_size  # drop the ragged last batch
     total_steps = fidelity.epochs * steps_per_epoch
     warmup_steps = round(fidelity.warmup_epochs * steps_per_epoch)
-    max_shift = min(CROP_SHIFT, min(task.input_shape[1:]) - 1)
+    max_shift = min(CROP_SHIFT, min(data.train_x.shape[2:]) - 1)
 
-    optimizer = _make_optimizer(model, fidelity)
-    # Layer kinds that train their own way (adder's l_p schedule, ...) hook in here.
+    # Layer kinds that train their own way (adder's l_p schedule and eq. 27 scaling) hook in
+    # here; every genotype with such a layer gets its kind's recipe without asking.
     recipes = recipes_for(model)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=fidelity.label_smoothing)
+    loss_fn = (nn.MSELoss() if regression
+               else nn.CrossEntropyLoss(label_smoothing=fidelity.label_smoothing))
+    if graph_eligible(device, fidelity.cuda_graphs, recipes):
+        lr_tensor = torch.full((), fidelity.lr, dtype=torch.float32, device=device)
+        step_fn = GraphedStep(model, _make_optimizer(model, fidelity, lr_tensor), lr_tensor,
+                              loss_fn, torch.bfloat16)
+    else:
+        step_fn = EagerStep(model, _make_optimizer(model, fidelity), loss_fn, autocast, recipes)
     watch = DivergenceWatch(device, fidelity.epochs, steps_per_epoch, check_every_step=not is_cuda)
     val_accuracy = val_loss = train_loss = float("nan")
+
+    def score(split: str, epoch: int) -> tuple[float | None, float]:
+        # Every kind's inference state first (adder: p = 1), for each validation pass and
+        # for the final test pass alike.
+        for recipe in recipes:
+            recipe.for_inference(model)
+        return _score(model, data, split, memory_format, autocast, epoch, fidelity.epochs,
+                      regression)
 
     for epoch in range(fidelity.epochs):
         model.train()
@@ -183,53 +218,42 @@ def _train_and_score(
         loss_sum = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             global_step = epoch * steps_per_epoch + step
-            lr = fidelity.lr * lr_factor(global_step, warmup_steps, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             batch = slice(step * batch_size, (step + 1) * batch_size)
             index = order[batch]
             images = data.train_x[index]
             if task.augment:
                 images = batch_flip_lr(batch_crop(images, shifts[batch]), flips[batch])
             inputs = data.normalise(images).contiguous(memory_format=memory_format)
-            for recipe in recipes:
-                recipe.before_step(model, global_step / total_steps)
-            with autocast:
-                logits = model(inputs)
-            loss = loss_fn(logits.float(), data.train_y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = step_fn(inputs, data.train_y[index],
+                           fidelity.lr * lr_factor(global_step, warmup_steps, total_steps),
+                           global_step / total_steps)
             watch.update(loss, global_step)
-            for recipe in recipes:
-                recipe.after_backward(model)
-            optimizer.step()
-            loss_sum += loss.detach()
+            loss_sum += loss
             check_time(epoch)
         watch.check()
         train_loss = loss_sum.item() / steps_per_epoch
-        for recipe in recipes:
-            recipe.for_inference(model)
-        val_accuracy, val_loss = _score(
-            model, data, "val", memory_format, autocast, epoch, fidelity.epochs
-        )
+        val_accuracy, val_loss = score("val", epoch)
         if on_epoch is not None:
-            on_epoch(epoch, val_accuracy)
+            on_epoch(epoch, val_loss if regression else val_accuracy)
         check_time(epoch)
 
-    test_accuracy, _ = _score(
-        model, data, "test", memory_format, autocast, fidelity.epochs - 1, fidelity.epochs
-    )
+    test_accuracy, test_loss = score("test", fidelity.epochs - 1)
     return EvalResult(
         val_accuracy=val_accuracy, test_accuracy=test_accuracy, val_loss=val_loss,
         train_loss=train_loss, wall_time_s=time.perf_counter() - start, epochs=fidelity.epochs,
+        test_loss=test_loss,
     )
 
 
 def _score(
     model: nn.Module, data: DeviceData, split: str, memory_format: torch.memory_format,
-    autocast: torch.autocast, epoch: int, epochs: int,
-) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy on one split, in eval mode, with one device sync."""
+    autocast: torch.autocast, epoch: int, epochs: int, regression: bool = False,
+) -> tuple[float | None, float]:
+    """Accuracy (None for regression) and mean loss on one split, with one device sync.
+
+    The loss is cross-entropy without label smoothing, or the mean squared error per
+    output for a regression task.
+    """
     images, labels = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
@@ -245,8 +269,11 @@ def _score(
             logits = logits.float()
             has_nan |= torch.isnan(logits).any()
             has_inf |= torch.isinf(logits).any()
-            loss_sum += F.cross_entropy(logits, labels[batch], reduction="sum")
-            correct += (logits.argmax(dim=1) == labels[batch]).sum()
+            if regression:
+                loss_sum += F.mse_loss(logits, labels[batch], reduction="sum") / logits.shape[1]
+            else:
+                loss_sum += F.cross_entropy(logits, labels[batch], reduction="sum")
+                correct += (logits.argmax(dim=1) == labels[batch]).sum()
     # One read-back for all four numbers: each .item() on a GPU is a synchronisation.
     nan, inf, correct_count, loss_total = torch.stack(
         [has_nan.double(), has_inf.double(), correct.double(), loss_sum.double()]
@@ -260,4 +287,4 @@ def _score(
             kind="diverged",
         )
     count = len(labels)
-    return correct_count / count, loss_total / count
+    return (None if regression else correct_count / count), loss_total / count

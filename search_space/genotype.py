@@ -26,13 +26,19 @@ __all__ = [
     "BlockSpec",
     "StemSpec",
     "StageSpec",
+    "BlockOverride",
     "HeadSpec",
     "Genotype",
 ]
 
 SCHEMA_VERSION = 1
 COEFFICIENT_MODES = ("fixed", "learnable", "paper")
+COEFFICIENT_INITS = ("value", "paper")
 SHORTCUTS = ("projection", "pad")
+BODIES = ("basic", "bottleneck", "single")
+DOWNSAMPLES = ("stride", "maxpool")
+STEM_POOLS = ("none", "max")
+BOTTLENECK_EXPANSION = 4
 Scalar = bool | int | float | str
 
 
@@ -98,19 +104,27 @@ class LayerSpec:
 class Coefficient:
     """One block coefficient (e.g. heavy ball's b1): a value and how it is treated.
 
-    ``fixed`` keeps ``value``; ``learnable`` trains a parameter initialised to ``value``;
-    ``paper`` means the value comes from the pattern's formula (the pattern fills it in).
+    ``fixed`` keeps ``value``; ``learnable`` trains a parameter initialised to ``value``, or
+    with ``init="paper"`` to the pattern's formula; ``paper`` means the value comes from the
+    pattern's formula (seed 004: eq. 3 for agd, eq. 5 for agd_dense and agd2), which may differ
+    from block to block. Where the formula supplies the value, ``value`` is unused and stored
+    as 0.0 so that equal architectures share one hash.
     """
 
     name: str
     value: float
     mode: str = "fixed"
+    init: str = "value"
 
     def __post_init__(self) -> None:
         where = f"coefficient {self.name!r}"
         _check_finite(where, "value", self.value)
         _check_choice(where, "mode", self.mode, COEFFICIENT_MODES)
-        object.__setattr__(self, "value", float(self.value))
+        _check_choice(where, "init", self.init, COEFFICIENT_INITS)
+        if self.init == "paper" and self.mode != "learnable":
+            raise GenotypeError(f"{where}: init 'paper' needs mode 'learnable', got mode {self.mode!r}")
+        from_formula = self.mode == "paper" or self.init == "paper"
+        object.__setattr__(self, "value", 0.0 if from_formula else float(self.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +135,16 @@ class BlockSpec:
     coefficients: tuple[Coefficient, ...] = ()
 
     def __post_init__(self) -> None:
-        from .registry import normalise_coefficients
+        from .registry import block_pattern, normalise_coefficients
 
         object.__setattr__(self, "coefficients", normalise_coefficients(self.pattern, self.coefficients))
+        for coefficient in self.coefficients:
+            # normalise_coefficients checks mode "paper"; a learnable one may start from the formula too.
+            if coefficient.init == "paper" and coefficient.name not in block_pattern(self.pattern).paper_modes:
+                raise GenotypeError(
+                    f"pattern {self.pattern!r}: coefficient {coefficient.name!r} has no paper formula "
+                    "to initialise from; use init 'value'"
+                )
 
     def coefficient(self, name: str) -> Coefficient:
         for coefficient in self.coefficients:
@@ -134,20 +155,48 @@ class BlockSpec:
 
 @dataclass(frozen=True, slots=True)
 class StemSpec:
-    """The first layer: kernel x kernel layer -> BatchNorm -> ReLU. Float conv by default."""
+    """The first layer: kernel x kernel layer -> BatchNorm -> ReLU. Float conv by default.
+
+    ``stride`` 2 and ``pool`` "max" (a 3x3 stride-2 max-pool after the ReLU) give the ImageNet
+    ResNet stem (7x7 stride-2 conv + max-pool, He et al. 2016).
+    """
 
     width: int
     kernel_size: int = 3
     layer: LayerSpec = field(default_factory=LayerSpec)
+    stride: int = 1
+    pool: str = "none"
 
     def __post_init__(self) -> None:
         _check_int("stem", "width", self.width, 1, 4096)
         _check_kernel("stem", self.kernel_size)
+        _check_int("stem", "stride", self.stride, 1, 2)
+        _check_choice("stem", "pool", self.pool, STEM_POOLS)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockOverride:
+    """The layer spec of one block of a stage (``index`` from 0) instead of the stage's layer."""
+
+    index: int
+    layer: LayerSpec
+
+    def __post_init__(self) -> None:
+        _check_int("override", "index", self.index, 0, 255)
+        if not isinstance(self.layer, LayerSpec):
+            raise GenotypeError(f"override: layer must be a layer spec, got {self.layer!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class StageSpec:
-    """``depth`` blocks of one pattern at one width; the first block applies ``stride``."""
+    """``depth`` blocks of one pattern at one width; the first block applies ``stride``.
+
+    ``body`` is the block transform T: "basic" (layer-BN-ReLU-layer-BN, ResNet's basic block),
+    "bottleneck" (1x1 -> k x k -> 1x1 with expansion 4, ResNet-50; ``width`` is the block's
+    output width) or "single" (layer-BN, one layer per block: VGG and eq. 7).
+    ``downsample`` "maxpool" applies the stride as a 2x2 max-pool before the first block
+    (VGG-small) instead of in its layers. ``overrides`` give single blocks their own layer spec.
+    """
 
     depth: int
     width: int
@@ -156,6 +205,9 @@ class StageSpec:
     block: BlockSpec = field(default_factory=BlockSpec)
     layer: LayerSpec = field(default_factory=LayerSpec)
     shortcut: str = "projection"
+    body: str = "basic"
+    downsample: str = "stride"
+    overrides: tuple[BlockOverride, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int("stage", "depth", self.depth, 1, 256)
@@ -163,6 +215,34 @@ class StageSpec:
         _check_int("stage", "stride", self.stride, 1, 2)
         _check_kernel("stage", self.kernel_size)
         _check_choice("stage", "shortcut", self.shortcut, SHORTCUTS)
+        _check_choice("stage", "body", self.body, BODIES)
+        _check_choice("stage", "downsample", self.downsample, DOWNSAMPLES)
+        if self.body == "bottleneck" and self.width % BOTTLENECK_EXPANSION:
+            raise GenotypeError(
+                f"stage: width must be a multiple of {BOTTLENECK_EXPANSION} for body 'bottleneck', got {self.width}"
+            )
+        if self.downsample == "maxpool" and self.stride != 2:
+            raise GenotypeError(f"stage: downsample 'maxpool' needs stride 2, got stride {self.stride}")
+        overrides = tuple(sorted(self.overrides, key=lambda override: override.index))
+        object.__setattr__(self, "overrides", overrides)
+        for position, override in enumerate(overrides):
+            if override.index >= self.depth:
+                raise GenotypeError(
+                    f"stage: override index must be below the depth ({self.depth}), got {override.index}"
+                )
+            if position and overrides[position - 1].index == override.index:
+                raise GenotypeError(f"stage: block {override.index} is overridden twice")
+
+    def layer_of(self, index: int) -> LayerSpec:
+        """The layer spec block ``index`` uses: its override, else the stage's layer."""
+        for override in self.overrides:
+            if override.index == index:
+                return override.layer
+        return self.layer
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in canonical form (what the runtime modules are built from)."""
+        return _to_plain(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +250,25 @@ class HeadSpec:
     """Global average pooling and a fully connected classifier, float by default."""
 
     layer: LayerSpec = field(default_factory=LayerSpec)
+
+
+def _check_spatial(genotype: "Genotype") -> None:
+    # A 2x2 max-pool needs at least 2x2 pixels; strided layers never shrink a map below 1x1.
+    height, width = genotype.input.height, genotype.input.width
+    stem = genotype.stem
+    height, width = ((size - 1) // stem.stride + 1 for size in (height, width))
+    if stem.pool == "max":
+        height, width = ((size - 1) // 2 + 1 for size in (height, width))
+    for number, stage in enumerate(genotype.stages, start=1):
+        if stage.downsample == "maxpool":
+            if min(height, width) < 2:
+                raise GenotypeError(
+                    f"stage {number}: downsample 'maxpool' needs a feature map of at least 2x2, "
+                    f"got {height}x{width}; use downsample 'stride'"
+                )
+            height, width = height // 2, width // 2
+        else:
+            height, width = ((size - 1) // stage.stride + 1 for size in (height, width))
 
 
 def _check_kernel(where: str, kernel_size: Any) -> None:
@@ -197,6 +296,7 @@ class Genotype:
             )
         if not 1 <= len(self.stages) <= 16:
             raise GenotypeError(f"genotype: needs 1 to 16 stages, got {len(self.stages)}")
+        _check_spatial(self)
         channels = self.stem.width
         for number, stage in enumerate(self.stages, start=1):
             # The pad shortcut can only add channels (ResNet option A zero-pads them).
@@ -244,11 +344,22 @@ class Genotype:
 # -- plain-data conversion -----------------------------------------------------------------
 
 
+# Fields added after schema version 1 was first written: left out of the canonical form while
+# they hold their default, so every genotype written before them keeps its JSON and its hash.
+_OMITTED_AT_DEFAULT = {
+    "Coefficient": {"init": "value"},
+    "StemSpec": {"stride": 1, "pool": "none"},
+    "StageSpec": {"body": "basic", "downsample": "stride", "overrides": ()},
+}
+
+
 def _to_plain(value: Any) -> Any:
     if isinstance(value, LayerSpec):
         return {"kind": value.kind, "options": dict(value.options)}
     if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)}
+        omitted = _OMITTED_AT_DEFAULT.get(type(value).__name__, {})
+        return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)
+                if f.name not in omitted or getattr(value, f.name) != omitted[f.name]}
     if isinstance(value, tuple):
         return [_to_plain(item) for item in value]
     return value
@@ -295,6 +406,20 @@ def _parse_block(where: str, data: Any) -> BlockSpec:
         raise GenotypeError(f"{where}: {error}") from None
 
 
+def _parse_overrides(where: str, data: Any) -> tuple[BlockOverride, ...]:
+    if not isinstance(data, list):
+        raise GenotypeError(f"{where}: expected a list, got {type(data).__name__}")
+    overrides = []
+    for item in data:
+        values = _fields_of(where, item, BlockOverride, ("index", "layer"))
+        values["layer"] = _parse_layer(f"{where} layer", values["layer"])
+        try:
+            overrides.append(BlockOverride(**values))
+        except GenotypeError as error:
+            raise GenotypeError(f"{where}: {str(error).removeprefix('override: ')}") from None
+    return tuple(overrides)
+
+
 def _construct(where: str, cls: type, values: dict[str, Any]) -> Any:
     try:
         return cls(**values)
@@ -325,6 +450,8 @@ def _parse_genotype(data: Any) -> Genotype:
             stage_values["block"] = _parse_block(f"{where} block", stage_values["block"])
         if "layer" in stage_values:
             stage_values["layer"] = _parse_layer(f"{where} layer", stage_values["layer"])
+        if "overrides" in stage_values:
+            stage_values["overrides"] = _parse_overrides(f"{where} overrides", stage_values["overrides"])
         stages.append(_construct(where, StageSpec, stage_values))
 
     head = HeadSpec()

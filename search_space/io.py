@@ -11,10 +11,22 @@ __all__ = ["load_genotype"]
 
 
 def load_genotype(path: str | Path) -> Genotype:
-    """Read a genotype JSON file (as written by ``Genotype.to_json`` or found in runs/)."""
+    """Read a genotype JSON file (as written by ``Genotype.to_json`` or found in runs/), or a preset.
+
+    A name from ``search_space.presets.PRESETS`` (e.g. "resnet20") that is not an existing
+    file gives that preset, at its paper's input size.
+    """
+    from .presets import PRESETS, preset
+
+    if str(path) in PRESETS and not Path(path).exists():
+        return preset(str(path))
     path = Path(path)
     if not path.exists():
-        raise GenotypeError(f"genotype file {str(path)!r} does not exist")
+        names = [name for name in PRESETS if not name.endswith(("-adder", "-binary", "-quant4"))]
+        raise GenotypeError(
+            f"genotype file {str(path)!r} does not exist and is not a preset name "
+            f"({', '.join(names)}, and resnetN-adder/-binary/-quant4)"
+        )
     if path.is_dir():
         candidate = path / "genotype.json"
         if not candidate.exists():

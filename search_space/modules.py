@@ -16,6 +16,8 @@ from torch import nn
 __all__ = [
     "WeightedSum",
     "Body",
+    "BottleneckBody",
+    "SingleLayerBody",
     "make_body",
     "PadShortcut",
     "Projection",
@@ -67,6 +69,9 @@ class WeightedSum(nn.Module):
                 total = term if sign > 0 else -term
             else:
                 total = total + term if sign > 0 else total - term
+        if total is None:
+            # Every coefficient is a fixed 0: the sum is a constant zero map and costs nothing.
+            return torch.zeros_like(terms[0])
         return total
 
 
@@ -84,9 +89,51 @@ class Body(nn.Module):
         return self.bn2(self.layer2(F.relu(self.bn1(self.layer1(x)))))
 
 
+class BottleneckBody(nn.Module):
+    """T of ResNet-50: 1x1 layer -> BN -> ReLU -> k x k layer (stride) -> BN -> ReLU -> 1x1 layer -> BN.
+
+    The middle width is out_channels / 4 (expansion 4, He et al. 2016); the stride sits on the
+    k x k layer, as in torchvision's ResNet ("v1.5") and AdderNet's ImageNet code.
+    """
+
+    def __init__(self, in_channels, out_channels, stride, kernel_size, layer, kinds):
+        super().__init__()
+        middle = out_channels // 4
+        self.layer1 = make_layer(kinds, layer, in_channels, middle, 1, 1)
+        self.bn1 = nn.BatchNorm2d(middle)
+        self.layer2 = make_layer(kinds, layer, middle, middle, kernel_size, stride)
+        self.bn2 = nn.BatchNorm2d(middle)
+        self.layer3 = make_layer(kinds, layer, middle, out_channels, 1, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.layer1(x)))
+        x = F.relu(self.bn2(self.layer2(x)))
+        return self.bn3(self.layer3(x))
+
+
+class SingleLayerBody(nn.Module):
+    """T = BN(layer(x)): one layer per block, the W x of the plain network (seed 004, eq. 7) and VGG."""
+
+    def __init__(self, in_channels, out_channels, stride, kernel_size, layer, kinds):
+        super().__init__()
+        self.layer1 = make_layer(kinds, layer, in_channels, out_channels, kernel_size, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return self.bn1(self.layer1(x))
+
+
 def make_body(in_channels, out_channels, stride, stage, kinds):
     """The transform T of a block in ``stage`` (a plain dict of the stage spec)."""
-    return Body(in_channels, out_channels, stride, stage["kernel_size"], stage["layer"], kinds)
+    body = stage.get("body", "basic")
+    if body == "bottleneck":
+        body_class = BottleneckBody
+    elif body == "single":
+        body_class = SingleLayerBody
+    else:
+        body_class = Body
+    return body_class(in_channels, out_channels, stride, stage["kernel_size"], stage["layer"], kinds)
 
 
 class PadShortcut(nn.Module):
@@ -127,15 +174,18 @@ def make_shortcut(in_channels, out_channels, stride, stage, kinds):
 
 
 class Stem(nn.Module):
-    """First layer: layer -> BN -> ReLU at full resolution."""
+    """First layer: layer -> BN -> ReLU, then (ImageNet stem) a 3x3 stride-2 max-pool."""
 
     def __init__(self, in_channels, stem, kinds):
         super().__init__()
-        self.layer = make_layer(kinds, stem["layer"], in_channels, stem["width"], stem["kernel_size"], 1)
+        stride = stem.get("stride", 1)
+        self.layer = make_layer(kinds, stem["layer"], in_channels, stem["width"], stem["kernel_size"], stride)
         self.bn = nn.BatchNorm2d(stem["width"])
+        self.pool = nn.MaxPool2d(3, 2, 1) if stem.get("pool", "none") == "max" else None
 
     def forward(self, x):
-        return F.relu(self.bn(self.layer(x)))
+        x = F.relu(self.bn(self.layer(x)))
+        return x if self.pool is None else self.pool(x)
 
 
 class Stage(nn.Module):
@@ -149,14 +199,22 @@ class Stage(nn.Module):
     def __init__(self, in_channels, stage, kinds):
         super().__init__()
         block_class = kinds["blocks"][stage["block"]["pattern"]]
+        # VGG-style stages downsample with a 2x2 max-pool in front instead of a strided layer.
+        pooled = stage.get("downsample", "stride") == "maxpool"
+        self.pool = nn.MaxPool2d(stage["stride"]) if pooled else None
+        overrides = {override["index"]: override["layer"] for override in stage.get("overrides", [])}
         blocks = []
         for index in range(stage["depth"]):
             block_in = in_channels if index == 0 else stage["width"]
-            stride = stage["stride"] if index == 0 else 1
-            blocks.append(block_class(block_in, stage["width"], stride, stage, index, kinds))
+            stride = stage["stride"] if index == 0 and not pooled else 1
+            # A per-block layer override is that block's view of the stage: its own layer spec.
+            block_stage = dict(stage, layer=overrides[index]) if index in overrides else stage
+            blocks.append(block_class(block_in, stage["width"], stride, block_stage, index, kinds))
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x):
+        if self.pool is not None:
+            x = self.pool(x)
         history = [x]
         for block in self.blocks:
             history = block(history)
@@ -200,6 +258,8 @@ EXPORT_OBJECTS = (
     make_layer,
     WeightedSum,
     Body,
+    BottleneckBody,
+    SingleLayerBody,
     make_body,
     PadShortcut,
     Projection,

@@ -42,6 +42,7 @@ class OpCount:
     mul: int = 0
     add: int = 0
     xnor: int = 0
+    shift: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,12 @@ class LayerKind:
         weight_bits: bits per stored weight, from the options (32 for float).
         activation_bits: bits of the activations the layer multiplies or compares (32 for float).
         recipe: a ``search_space.recipes.TrainingRecipe`` subclass, or None for plain training.
+        storage_bits: bits to store one layer, with the same arguments as ``params``; None means
+            weights x ``weight_bits`` + every other parameter x 32. A kind that stores more (a
+            codebook buffer, a step size) declares it here and gives its module a
+            ``storage_bits()`` method returning the same number (what the hook count reads).
+        per_input: ops per input element, from the options (e.g. quantising or thresholding
+            each input before the layer computes); none by default.
     """
 
     name: str
@@ -104,6 +111,8 @@ class LayerKind:
     weight_bits: Callable[[Mapping[str, Any]], int] = lambda options: 32
     activation_bits: Callable[[Mapping[str, Any]], int] = lambda options: 32
     recipe: type | None = None
+    storage_bits: Callable[..., int] | None = None
+    per_input: Callable[[Mapping[str, Any]], OpCount] = lambda options: OpCount()
     summary: str = ""
 
 

@@ -1,22 +1,35 @@
 """The search space: which genotypes a search may propose, sampled define-by-run.
 
 ``SearchSpace.sample(trial)`` asks an Optuna trial (or anything with the same ``suggest_*``
-methods, e.g. ``optuna.trial.FixedTrial``) for each choice and returns a Genotype, so a
-recorded parameter dict replays to the same genotype. The space itself never imports
-Optuna: the trial is duck-typed.
+methods, e.g. ``optuna.trial.FixedTrial``, or ``RandomTrial`` here) for each choice and
+returns a Genotype, so a recorded parameter dict replays to the same genotype. The space
+itself never imports Optuna: the trial is duck-typed. A choice with a single option is not
+asked for (it is no decision), so trial parameters hold only what was actually searched.
+
+The space is written as a TOML file (``search_space/spaces/default.toml`` is the packaged
+default, read by ``SearchSpace.from_toml``; the dataclass defaults below are the same
+space); the file format is documented in that file.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field, fields
 from math import prod
 from typing import Any, Mapping, Protocol, Sequence
 
-from .errors import ConfigError
-from .genotype import BlockSpec, Coefficient, Genotype, InputSpec, StageSpec, StemSpec
-from .registry import block_patterns
+from .genotype import (BlockOverride, BlockSpec, Coefficient, Genotype, HeadSpec, InputSpec, LayerSpec,
+                       StageSpec, StemSpec)
+from .registry import layer_kind
 
-__all__ = ["SearchSpace", "TrialLike"]
+__all__ = ["SearchSpace", "TrialLike", "RandomTrial", "COEFFICIENT_MODES", "STAGE_KEYS"]
+
+#: How a coefficient may be searched: "learnable-paper" trains it from the paper's formula.
+COEFFICIENT_MODES = ("fixed", "paper", "learnable", "learnable-paper")
+#: The per-stage choices; a ``[stageN]`` table of the TOML file may change any of them.
+STAGE_KEYS = ("depths", "widths", "kernel_sizes", "patterns", "bodies", "shortcuts", "downsamples",
+              "layers", "overrides")
+_ALL_OPTIONS_UP_TO = 16  # an integer option with at most this many values is searched over all
 
 
 class TrialLike(Protocol):
@@ -24,96 +37,254 @@ class TrialLike(Protocol):
     def suggest_int(self, name: str, low: int, high: int) -> int: ...
 
 
+class RandomTrial:
+    """A seeded stand-in for an Optuna trial: uniform choices, recorded in ``params``."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        self.params[name] = self.rng.choice(list(choices))
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        self.params[name] = self.rng.randint(low, high)
+        return self.params[name]
+
+
+def _pick(trial: TrialLike, name: str, choices: Sequence[Any]) -> Any:
+    choices = list(choices)
+    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
+
+
+def _default_coefficients() -> dict[str, dict[str, dict[str, tuple]]]:
+    return {
+        "hb": {"b1": {"modes": ("fixed",), "values": (0.0, 0.5, 1.0)},
+               "b2": {"modes": ("fixed",), "values": (-1.0, -0.5, 0.0)}},
+        "agd": {"b1": {"modes": ("paper", "learnable-paper")}, "b2": {"modes": ("paper", "learnable-paper")}},
+        "agd_dense": {"alpha": {"modes": ("paper", "learnable-paper")},
+                      "beta": {"modes": ("paper", "fixed"), "values": (1.0,)}},
+        "agd2": {"beta": {"modes": ("paper", "learnable-paper")}},
+        "admm": {"a": {"modes": ("fixed",), "values": (0.5,)}, "c": {"modes": ("fixed",), "values": (0.5,)}},
+    }
+
+
 @dataclass(frozen=True)
 class SearchSpace:
-    """Ranges and choices per stage; one stage per entry of ``strides``.
+    """Ranges and choices; one stage per entry of ``strides``. Defaults: ``spaces/default.toml``.
 
     Attributes:
         input: what the task feeds the network.
         strides: the stride of each stage's first block (its length fixes the stage count).
-        stem_widths: choices for the stem's output channels.
+        stem_widths, stem_kernel_sizes, stem_layers: the stem's choices; ``stem_stride`` and
+            ``stem_pool`` are fixed (they set every later feature-map size).
         depths: inclusive (low, high) number of blocks per stage.
-        widths: choices for a stage's channels.
-        patterns: block patterns to choose from.
-        kernel_sizes: choices for the body's kernel size.
-        coefficient_choices: values to choose from per (pattern, coefficient), e.g. hb's b1.
+        widths, kernel_sizes, patterns, bodies, shortcuts: a stage's choices ("pad" falls back to
+            "projection" where the width shrinks, which the pad shortcut cannot do).
+        downsamples: "stride" and/or "maxpool", offered on stride-2 stages only.
+        layers: layer kinds of a stage; ``layer_options`` lists the values searched per kind and
+            option (unlisted: every choice of a choice option, every value of an integer range
+            of at most 16, else the default).
+        overrides: whether each block may take its own layer (kind and options) from ``layers``.
+        head_layers: the classifier's layer kinds.
+        coefficients: per pattern and coefficient, ``{"modes": (...), "values": (...)}`` with
+            modes from ``COEFFICIENT_MODES``; values serve "fixed" and "learnable". Patterns
+            or coefficients left out keep the registry's defaults.
+        per_stage: per stage, changes to any of ``STAGE_KEYS`` (TOML tables ``[stage0]``, ...).
+        coefficient_choices: older form, values of fixed coefficients ({"hb": {"b1": (...)}}).
     """
 
     input: InputSpec
     strides: tuple[int, ...] = (1, 2, 2)
     stem_widths: tuple[int, ...] = (8, 16)
     depths: tuple[int, int] = (1, 2)
-    widths: tuple[int, ...] = (8, 16, 24, 32)
-    patterns: tuple[str, ...] = ("gd", "hb")
+    widths: tuple[int, ...] = (8, 16, 24)
+    patterns: tuple[str, ...] = ("gd", "hb", "agd", "agd_dense", "agd2", "admm")
     kernel_sizes: tuple[int, ...] = (3,)
-    coefficient_choices: Mapping[str, Mapping[str, tuple[float, ...]]] = field(
-        default_factory=lambda: {"hb": {"b1": (0.0, 0.5, 1.0), "b2": (-1.0, -0.5, 0.0)}}
-    )
+    coefficient_choices: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)
+    coefficients: Mapping[str, Mapping[str, Mapping[str, tuple]]] = field(default_factory=_default_coefficients)
+    bodies: tuple[str, ...] = ("basic",)
+    shortcuts: tuple[str, ...] = ("projection",)
+    downsamples: tuple[str, ...] = ("stride",)
+    layers: tuple[str, ...] = ("conv",)
+    layer_options: Mapping[str, Mapping[str, tuple]] = field(default_factory=dict)
+    overrides: bool = False
+    stem_kernel_sizes: tuple[int, ...] = (3,)
+    stem_layers: tuple[str, ...] = ("conv",)
+    stem_stride: int = 1
+    stem_pool: str = "none"
+    head_layers: tuple[str, ...] = ("conv",)
+    per_stage: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("strides", "stem_widths", "widths", "patterns", "kernel_sizes"):
-            value = tuple(getattr(self, name))
-            if not value:
-                raise ConfigError(f"search space: {name} must not be empty")
-            object.__setattr__(self, name, value)
-        low, high = self.depths
-        if not 1 <= low <= high:
-            raise ConfigError(f"search space: depths must be (low, high) with 1 <= low <= high, got {self.depths}")
-        known = block_patterns()
-        for pattern in self.patterns:
-            if pattern not in known:
-                raise ConfigError(
-                    f"search space: unknown block pattern {pattern!r}; choose from {', '.join(sorted(known))}"
-                )
-        # Validate the extremes once, so a bad range fails here rather than mid-search.
-        self._genotype(self.stem_widths[0], [(low, self.widths[0], self.kernel_sizes[0], "gd", ())])
+        from .space_toml import check_space  # validation lives beside the TOML reader
+
+        coefficients = {pattern: {name: dict(spec) for name, spec in entries.items()}
+                        for pattern, entries in self.coefficients.items()}
+        for pattern, entries in self.coefficient_choices.items():
+            for name, values in entries.items():
+                coefficients.setdefault(pattern, {})[name] = {"modes": ("fixed",), "values": tuple(values)}
+        object.__setattr__(self, "coefficients", coefficients)
+        object.__setattr__(self, "coefficients", check_space(self))
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_toml(cls, input: InputSpec, path: Any = None) -> "SearchSpace":
+        """The space a TOML file describes (None: the packaged ``spaces/default.toml``).
+
+        Settings the file leaves out keep the defaults; ``[coefficients.PATTERN]`` tables
+        replace that pattern's defaults.
+        """
+        from .errors import ConfigError
+        from .space_toml import read_space_toml
+
+        try:
+            return cls(input=input, **read_space_toml(path))
+        except ConfigError as error:
+            if path is None or str(path) in str(error):
+                raise
+            raise ConfigError(f"{path}: {error}") from None
 
     # -- sampling --------------------------------------------------------------------------
 
+    def stage_choices(self, index: int) -> dict[str, Any]:
+        """The choices of stage ``index``: the common ones with its ``per_stage`` changes."""
+        choices = {key: getattr(self, key) for key in STAGE_KEYS}
+        if index < len(self.per_stage):
+            choices.update(self.per_stage[index])
+        if self.strides[index] != 2:
+            choices["downsamples"] = ("stride",)  # a max-pool only replaces a stride of 2
+        return choices
+
+    def option_values(self, kind: str) -> dict[str, tuple]:
+        """Values searched per option of layer kind ``kind``."""
+        given = self.layer_options.get(kind, {})
+        values = {}
+        for name, spec in layer_kind(kind).options.items():
+            if name in given:
+                values[name] = tuple(given[name])
+            elif spec.choices is not None:
+                values[name] = tuple(spec.choices)
+            elif (spec.low is not None and isinstance(spec.default, int) and not isinstance(spec.default, bool)
+                  and spec.high - spec.low < _ALL_OPTIONS_UP_TO):
+                values[name] = tuple(range(int(spec.low), int(spec.high) + 1))
+            else:
+                values[name] = (spec.default,)
+        return values
+
+    def sample_layer(self, trial: TrialLike, prefix: str, kinds: Sequence[str]) -> LayerSpec:
+        """A layer kind from ``kinds`` and a value for each of its options."""
+        return self._sample_options(trial, prefix, _pick(trial, f"{prefix}.layer", kinds))
+
+    def _sample_options(self, trial: TrialLike, prefix: str, kind: str) -> LayerSpec:
+        options = {name: _pick(trial, f"{prefix}.layer.{kind}.{name}", values)
+                   for name, values in self.option_values(kind).items()}
+        return LayerSpec(kind, options)
+
+    def sample_coefficients(self, trial: TrialLike, prefix: str, pattern: str) -> tuple[Coefficient, ...]:
+        """The searched coefficients of ``pattern``; the others keep the registry's defaults."""
+        coefficients = []
+        for name, spec in self.coefficients.get(pattern, {}).items():
+            mode = _pick(trial, f"{prefix}.{pattern}.{name}.mode", spec["modes"])
+            if mode in ("paper", "learnable-paper"):
+                coefficients.append(Coefficient(name, 0.0, "paper" if mode == "paper" else "learnable",
+                                                init="paper" if mode != "paper" else "value"))
+            else:
+                value = _pick(trial, f"{prefix}.{pattern}.{name}", spec["values"])
+                coefficients.append(Coefficient(name, value, mode))
+        return tuple(coefficients)
+
     def sample(self, trial: TrialLike) -> Genotype:
         """Ask ``trial`` for every choice, in a fixed order, and build the genotype."""
-        stem_width = trial.suggest_categorical("stem.width", list(self.stem_widths))
-        stages = []
-        for index in range(len(self.strides)):
-            prefix = f"stage{index}"
-            depth = trial.suggest_int(f"{prefix}.depth", *self.depths)
-            width = trial.suggest_categorical(f"{prefix}.width", list(self.widths))
-            kernel = trial.suggest_categorical(f"{prefix}.kernel_size", list(self.kernel_sizes))
-            pattern = trial.suggest_categorical(f"{prefix}.pattern", list(self.patterns))
-            coefficients = []
-            for name, choices in self._coefficient_choices(pattern).items():
-                value = trial.suggest_categorical(f"{prefix}.{pattern}.{name}", list(choices))
-                coefficients.append((name, value))
-            stages.append((depth, width, kernel, pattern, tuple(coefficients)))
-        return self._genotype(stem_width, stages)
+        stem = StemSpec(_pick(trial, "stem.width", self.stem_widths),
+                        kernel_size=_pick(trial, "stem.kernel_size", self.stem_kernel_sizes),
+                        layer=self.sample_layer(trial, "stem", self.stem_layers),
+                        stride=self.stem_stride, pool=self.stem_pool)
+        stages, channels = [], stem.width
+        for index, stride in enumerate(self.strides):
+            stage = self._sample_stage(trial, index, stride, channels)
+            stages.append(stage)
+            channels = stage.width
+        head = HeadSpec(self.sample_layer(trial, "head", self.head_layers))
+        return Genotype(input=self.input, stem=stem, stages=tuple(stages), head=head)
 
-    def _coefficient_choices(self, pattern: str) -> dict[str, tuple[float, ...]]:
-        return {name: tuple(choices) for name, choices in self.coefficient_choices.get(pattern, {}).items()}
+    def _sample_stage(self, trial: TrialLike, index: int, stride: int, channels: int) -> StageSpec:
+        prefix, choices = f"stage{index}", self.stage_choices(index)
+        low, high = choices["depths"]
+        depth = trial.suggest_int(f"{prefix}.depth", low, high) if low < high else low
+        width = _pick(trial, f"{prefix}.width", choices["widths"])
+        kernel = _pick(trial, f"{prefix}.kernel_size", choices["kernel_sizes"])
+        pattern = _pick(trial, f"{prefix}.pattern", choices["patterns"])
+        block = BlockSpec(pattern, self.sample_coefficients(trial, prefix, pattern))
+        body = _pick(trial, f"{prefix}.body", choices["bodies"])
+        shortcut = _pick(trial, f"{prefix}.shortcut", choices["shortcuts"])
+        if shortcut == "pad" and width < channels:
+            shortcut = "projection"  # option A can only add channels
+        downsample = _pick(trial, f"{prefix}.downsample", choices["downsamples"])
+        layer = self.sample_layer(trial, prefix, choices["layers"])
+        overrides = []
+        for block_index in range(depth if choices["overrides"] else 0):
+            block_prefix = f"{prefix}.block{block_index}"
+            kind = _pick(trial, f"{block_prefix}.layer", ("stage", *choices["layers"]))
+            own = layer if kind == "stage" else self._sample_options(trial, block_prefix, kind)
+            if own != layer:  # an override equal to the stage's layer is none (one genotype, one hash)
+                overrides.append(BlockOverride(block_index, own))
+        return StageSpec(depth=depth, width=width, stride=stride, kernel_size=kernel, block=block,
+                         layer=layer, shortcut=shortcut, body=body, downsample=downsample,
+                         overrides=tuple(overrides))
 
-    def _genotype(self, stem_width: int, stages: list[tuple]) -> Genotype:
-        stage_specs = []
-        for (depth, width, kernel, pattern, coefficients), stride in zip(stages, self.strides):
-            block = BlockSpec(pattern, tuple(Coefficient(name, value) for name, value in coefficients))
-            stage_specs.append(StageSpec(depth=depth, width=width, stride=stride, kernel_size=kernel, block=block))
-        return Genotype(input=self.input, stem=StemSpec(stem_width), stages=tuple(stage_specs))
+    def sample_random(self, count: int, seed: int = 0) -> list[Genotype]:
+        """``count`` genotypes drawn uniformly choice by choice, reproducible from ``seed``."""
+        rng = random.Random(seed)
+        return [self.sample(RandomTrial(rng)) for _ in range(count)]
 
     # -- description -----------------------------------------------------------------------
 
+    def layer_count(self, kinds: Sequence[str]) -> int:
+        """Distinct layer specs over ``kinds``."""
+        return sum(prod(len(values) for values in self.option_values(kind).values()) for kind in kinds)
+
+    def coefficient_count(self, pattern: str) -> int:
+        """Distinct coefficient settings of ``pattern``."""
+        return prod(sum(len(spec["values"]) if mode in ("fixed", "learnable") else 1 for mode in spec["modes"])
+                    for spec in self.coefficients.get(pattern, {}).values())
+
     def size(self) -> int:
-        """Number of distinct genotypes the space can produce."""
-        low, high = self.depths
-        per_pattern = sum(
-            prod(len(choices) for choices in self._coefficient_choices(pattern).values())
-            for pattern in self.patterns
-        )
-        per_stage = (high - low + 1) * len(self.widths) * len(self.kernel_sizes) * per_pattern
-        return len(self.stem_widths) * per_stage ** len(self.strides)
+        """Number of distinct genotypes the space can produce (exact).
+
+        Counted stage by stage over the previous width, because whether the "pad" shortcut
+        is possible depends on it.
+        """
+        counts = {width: 1 for width in self.stem_widths}
+        for index in range(len(self.strides)):
+            choices = self.stage_choices(index)
+            layers = self.layer_count(choices["layers"])
+            low, high = choices["depths"]
+            # With overrides every block picks one of the same layer specs (an override equal to
+            # the stage's layer counts once).
+            depths = sum(layers ** depth if choices["overrides"] else 1 for depth in range(low, high + 1))
+            per_width = (depths * len(choices["kernel_sizes"]) * len(choices["bodies"]) * layers
+                         * len(choices["downsamples"])
+                         * sum(self.coefficient_count(pattern) for pattern in choices["patterns"]))
+            following: dict[int, int] = {}
+            for previous, count in counts.items():
+                for width in choices["widths"]:
+                    shortcuts = {"projection" if s == "pad" and width < previous else s for s in choices["shortcuts"]}
+                    following[width] = following.get(width, 0) + count * per_width * len(shortcuts)
+            counts = following
+        stem = len(self.stem_kernel_sizes) * self.layer_count(self.stem_layers)
+        return sum(counts.values()) * stem * self.layer_count(self.head_layers)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["input"] = {f.name: getattr(self.input, f.name) for f in fields(self.input)}
-        data["coefficient_choices"] = {
-            pattern: {name: list(values) for name, values in choices.items()}
-            for pattern, choices in self.coefficient_choices.items()
-        }
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
+        """Plain data (lists for tuples), e.g. for printing or storing with a study."""
+        def plain(value):
+            if isinstance(value, Mapping):
+                return {key: plain(item) for key, item in value.items()}
+            if isinstance(value, (tuple, list)):
+                return [plain(item) for item in value]
+            if isinstance(value, InputSpec):
+                return {f.name: getattr(value, f.name) for f in fields(value)}
+            return value
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self) if f.name != "coefficient_choices"}

@@ -1,4 +1,4 @@
-"""The ``optinas`` command line: search, cost, export, reproduce.
+"""The ``optinas`` command line: search, cost, export, reproduce, space.
 
 Bad input of any kind (a flag, a file, a genotype) ends with one line on stderr and exit
 code 2, never a traceback, and before anything is written under runs/.
@@ -31,23 +31,53 @@ def _search_parser(commands) -> None:
                     "multiplications. Rerunning the same command resumes the study in runs/STUDY/.")
     parser.add_argument("--study", default="digits-demo", help="results go to RUNS/STUDY/ (default: digits-demo)")
     parser.add_argument("--trials", type=int, default=24, help="finished trials the study should hold (default: 24)")
-    parser.add_argument("--task", default="digits", help="data set (default: digits, bundled with scikit-learn)")
+    parser.add_argument("--task", default="digits", help="digits (default, bundled), cifar10, cifar100, mnist, "
+                        "fashion-mnist, unit-ball, two-balls, xy-sign, or the path of an image folder or .tar.gz "
+                        "(class-per-subfolder, optionally under train/ and test/)")
+    parser.add_argument("--data-dir", metavar="DIR", help="root of torchvision-format data sets "
+                        "(cifar-10-batches-py/, MNIST/raw/, ...; default: ./data)")
+    parser.add_argument("--download", action="store_true", help="let torchvision fetch a missing data set "
+                        "into --data-dir (needs internet)")
     parser.add_argument("--epochs", type=int, default=6, help="proxy training epochs per candidate (default: 6)")
+    parser.add_argument("--train-fraction", type=float, default=1.0, metavar="F",
+                        help="proxy: share of the training split each candidate trains on (default: 1)")
+    parser.add_argument("--cuda-graphs", action="store_true", help="capture each candidate's training step "
+                        "in a CUDA graph (GPU only; faster for small models)")
     parser.add_argument("--max-mults", metavar="N", help="budget: multiplications per image, e.g. 2e6 or 500k")
+    parser.add_argument("--max-energy", metavar="E", help="budget: energy per image on --hardware, e.g. 5uJ "
+                        "(pJ, nJ, uJ, mJ, J)")
+    parser.add_argument("--max-params", metavar="N", help="budget: parameters, e.g. 50k")
+    parser.add_argument("--max-storage", metavar="S", help="budget: model storage, e.g. 200KB, 1.5MiB or 800kbit")
+    parser.add_argument("--max-latency-ms", metavar="MS", help="budget: measured batch-1 forward time on "
+                        "--device, in ms (timed on the built model before training)")
+    parser.add_argument("--hardware", metavar="PROFILE", help="energy profile: a shipped name "
+                        "(horowitz45, int8_accelerator) or a .toml file (default: horowitz45)")
     parser.add_argument("--sampler", default="tpe", help="tpe (multivariate), nsga2 or random (default: tpe)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and training")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--space", metavar="FILE", help="search space TOML (default: the packaged one; "
+                        "see `optinas space`)")
     parser.add_argument("--threads", type=int, help="CPU threads for training (default: half the cores)")
     parser.add_argument("--runs-dir", default="runs", help="where studies are stored (default: ./runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--presets", metavar="NAMES", help="comma-separated presets to evaluate first, adapted "
+                        "to the task (e.g. resnet20,hb-net20), so the seed baselines join the Pareto front")
     parser.set_defaults(handler=_cmd_search)
 
 
 def _cost_parser(commands) -> None:
-    parser = commands.add_parser("cost", help="per-layer cost table of a genotype",
-                                 description="Print multiplications, additions and parameters per layer.")
-    parser.add_argument("genotype", help="a genotype JSON file (or a runs/<study>/best/<trial> folder)")
-    parser.add_argument("--json", action="store_true", help="print the cost as JSON")
+    parser = commands.add_parser(
+        "cost", help="per-layer cost table of a genotype or preset",
+        description="Print ops (mul, add, xnor), BOPs, parameters, storage bits and energy per layer, "
+                    "with totals in three views: everything; seed 000's convention (weighted layers "
+                    "other than the first and the last); every weighted layer.")
+    parser.add_argument("genotype", help="a genotype JSON file, a runs/<study>/best/<trial> folder, "
+                                         "or a preset name (e.g. resnet20, resnet18)")
+    parser.add_argument("--hardware", metavar="PROFILE", help="energy profile: a shipped name "
+                        "(horowitz45, int8_accelerator) or a .toml file (default: horowitz45)")
+    parser.add_argument("--input", metavar="CxHxW", help="count for this input size instead of the genotype's, "
+                                                         "e.g. 3x224x224")
+    parser.add_argument("--json", action="store_true", help="print the cost as JSON (layers, total, paper, weighted)")
     parser.set_defaults(handler=_cmd_cost)
 
 
@@ -88,18 +118,57 @@ def build_parser() -> argparse.ArgumentParser:
     _cost_parser(commands)
     _export_parser(commands)
     _reproduce_parser(commands)
+    _space_parser(commands)
     return parser
 
 
+def _space_parser(commands) -> None:
+    parser = commands.add_parser(
+        "space", help="print the search space and its size, or sample genotypes from it",
+        description="Print every choice of the search space (the packaged default, or a TOML file) and "
+                    "the exact number of distinct genotypes; with --sample N, print N genotypes as JSON lines.")
+    parser.add_argument("--config", metavar="FILE", help="a search-space TOML file (default: the packaged "
+                        "search_space/spaces/default.toml)")
+    parser.add_argument("--task", default="digits", help="the task whose input shape and classes the space "
+                        "is for (default: digits)")
+    parser.add_argument("--sample", type=int, metavar="N", help="print N genotypes drawn uniformly, one JSON per line")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample (default: 0)")
+    parser.set_defaults(handler=_cmd_space)
+
+
+def _cmd_space(args) -> int:
+    from evaluator import load_task
+
+    from search_space import ConfigError, InputSpec, SearchSpace
+    from search_space.space_toml import describe_space
+
+    if args.sample is not None and not 1 <= args.sample <= 100_000:
+        raise ConfigError(f"--sample must be between 1 and 100000, got {args.sample}")
+    task = load_task(args.task, seed=0)
+    channels, height, width = task.input_shape
+    space = SearchSpace.from_toml(InputSpec(channels, height, width, task.num_classes), args.config)
+    if args.sample is None:
+        print(describe_space(space, args.config or "default.toml"), end="")
+        return 0
+    for genotype in space.sample_random(args.sample, args.seed):
+        print(genotype.to_json())
+    return 0
+
+
 def _cmd_search(args) -> int:
-    from .config import Budget, SearchConfig, parse_count
+    from .config import Budget, SearchConfig
     from .optuna_driver import run_search
 
-    budget = Budget(max_mults=parse_count(args.max_mults, "--max-mults") if args.max_mults else None)
+    budget = Budget.from_flags(max_mults=args.max_mults, max_energy=args.max_energy, max_params=args.max_params,
+                               max_storage=args.max_storage, max_latency_ms=args.max_latency_ms,
+                               hardware=args.hardware)
     config = SearchConfig(study=args.study, task=args.task, trials=args.trials, seed=args.seed,
                           sampler=args.sampler, epochs=args.epochs, device=args.device,
-                          threads=args.threads, budget=budget, runs_dir=Path(args.runs_dir))
-    summary = run_search(config, show_progress=not args.quiet)
+                          threads=args.threads, space=Path(args.space) if args.space else None, budget=budget, runs_dir=Path(args.runs_dir),
+                          data_dir=args.data_dir, download=args.download,
+                          train_fraction=args.train_fraction, cuda_graphs=args.cuda_graphs)
+    presets = tuple(name.strip() for name in args.presets.split(",") if name.strip()) if args.presets else ()
+    summary = run_search(config, show_progress=not args.quiet, presets=presets)
     print(f"{summary.finished} trials in {summary.run_dir}: {summary.trained} trained, "
           f"{summary.infeasible} over budget, {summary.failed} failed ({summary.seconds:.0f}s this run)")
     print(f"Pareto front: trials {', '.join(map(str, summary.front)) or 'none'}; "
@@ -107,18 +176,45 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _cost_target(text: str, input_text: str | None):
+    """The genotype ``optinas cost`` counts: a file or folder, else a preset; ``--input`` resized."""
+    import re
+    from dataclasses import replace
+
+    from search_space import ConfigError, InputSpec, load_genotype
+
+    if Path(text).exists() or text.endswith(".json") or "/" in text or "\\" in text:
+        genotype = load_genotype(text)
+    else:
+        from search_space.presets import preset
+
+        genotype = preset(text)
+    if input_text is None:
+        return genotype
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", input_text)
+    if not match or min(int(group) for group in match.groups()) < 1:
+        raise ConfigError(f"--input must be CxHxW with positive integers, e.g. 3x32x32; got {input_text!r}")
+    channels, height, width = (int(group) for group in match.groups())
+    spec = InputSpec(channels, height, width, genotype.input.classes)
+    try:
+        return replace(genotype, input=spec)
+    except OptinasError as error:
+        raise ConfigError(f"--input {input_text}: {error}") from None
+
+
 def _cmd_cost(args) -> int:
     import json
 
-    from search_space import count_cost, load_genotype
+    from search_space import count_cost
 
     from .results import cost_table_text
 
-    genotype = load_genotype(args.genotype)
+    genotype = _cost_target(args.genotype, args.input)
+    cost = count_cost(genotype, args.hardware)
     if args.json:
-        print(json.dumps(count_cost(genotype).to_dict(), indent=2))
+        print(json.dumps(cost.to_dict(), indent=2))
     else:
-        print(cost_table_text(genotype), end="")
+        print(cost_table_text(genotype, cost), end="")
     return 0
 
 

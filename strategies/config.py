@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search_space.errors import ConfigError
 
+from .budgets import Budget, parse_count  # Budget lives in budgets.py; re-exported here
+
 __all__ = ["Budget", "SearchConfig", "parse_count", "SAMPLERS"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-
-
-def parse_count(text: str | int | float, what: str) -> int:
-    """'2e6', '2M', '500k', '1.5G' -> an integer count; anything else is a ConfigError."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*", str(text))
-        if not match:
-            raise ConfigError(f"{what} must be a count like 2000000, 2e6, 2M or 500k; got {text!r}")
-        value = float(match.group(1)) * _SUFFIXES[match.group(2).lower()]
-    if value <= 0:
-        raise ConfigError(f"{what} must be positive, got {text!r}")
-    return int(round(value))
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Hard limits checked analytically before any training (None = unlimited)."""
-
-    max_mults: int | None = None
-
-    def limits(self) -> dict[str, int]:
-        return {name: value for name, value in asdict(self).items() if value is not None}
-
-    def violations(self, cost) -> dict[str, float]:
-        """Relative excess per limit, Optuna's convention: <= 0 feasible, > 0 infeasible.
-
-        Relative (cost / limit - 1) so that limits of very different scales weigh alike in
-        the sampler's penalty (the sum of the positive violations).
-        """
-        measured = {"max_mults": cost.mults}
-        return {name: measured[name] / limit - 1.0 for name, limit in self.limits().items()}
 
 
 @dataclass(frozen=True)
@@ -61,8 +29,17 @@ class SearchConfig:
     epochs: int = 6
     device: str = "auto"
     threads: int | None = None
+    space: Path | None = None
     budget: Budget = field(default_factory=Budget)
     runs_dir: Path = Path("runs")
+    # Where torchvision-format data sets live (--data-dir), and whether to fetch them.
+    data_dir: Path | None = None
+    download: bool = False
+    # Proxy fidelity (evaluator.Fidelity): share of the training split used, and CUDA-graph
+    # capture of the training step. (Fidelity's width_multiplier and resolution also change
+    # the model, so they join here once trial.py builds from evaluator.proxy_genotype.)
+    train_fraction: float = 1.0
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if not _STUDY_NAME.match(self.study):
@@ -80,7 +57,11 @@ class SearchConfig:
             raise ConfigError(f"--device must be auto, cpu or cuda; got {self.device!r}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise ConfigError(f"--threads must be between 1 and 1024, got {self.threads}")
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
         object.__setattr__(self, "runs_dir", Path(self.runs_dir))
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", Path(self.data_dir))
 
     @property
     def cpu_threads(self) -> int:
@@ -106,8 +87,35 @@ class SearchConfig:
         of different searches in one study.
         """
         return {"task": self.task, "seed": self.seed, "sampler": self.sampler,
-                "epochs": self.epochs, **{f"budget.{k}": v for k, v in self.budget.limits().items()}}
+                "epochs": self.epochs, **self.budget.identity(), **self.proxy_identity(),
+                **self.space_identity()}
+
+    def space_identity(self) -> dict[str, Any]:
+        """A custom space file by its content, so an edited file cannot resume the study."""
+        if self.space is None:
+            return {}
+        import hashlib
+
+        try:
+            digest = hashlib.sha256(Path(self.space).read_bytes()).hexdigest()[:16]
+        except OSError as error:
+            raise ConfigError(f"--space file {str(self.space)!r} cannot be read: {error.strerror}") from None
+        return {"space.sha256": digest}
+
+    def proxy_identity(self) -> dict[str, Any]:
+        """The proxy settings that change results, under ``proxy.`` keys, where not default.
+
+        Left out at their defaults so that studies created before they existed still
+        resume; ``cuda_graphs`` changes speed only and is never part of it.
+        """
+        defaults = {"train_fraction": 1.0}
+        return {f"proxy.{name}": getattr(self, name) for name, default in defaults.items()
+                if getattr(self, name) != default}
 
     def to_dict(self) -> dict[str, Any]:
         data = {"study": self.study, "trials": self.trials, "device": self.device, **self.identity()}
+        if self.space is not None:
+            data["space"] = str(self.space)
+        if self.data_dir is not None:
+            data["data_dir"] = str(self.data_dir)
         return data

@@ -94,9 +94,31 @@ def recover_interrupted(study) -> int:
         storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
         storage.set_trial_user_attr(trial._trial_id, "failure", INTERRUPTED)
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        if trial.params:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        if trial.params or trial.user_attrs.get("preset"):
+            study.enqueue_trial(trial.params, user_attrs=_retry_attrs(trial))
     return len(stale)
+
+
+def _retry_attrs(trial) -> dict:
+    """User attributes of a retried trial: where it came from, and the preset it evaluates."""
+    preset = trial.user_attrs.get("preset")
+    return {"retry_of": trial.number, **({"preset": preset} if preset else {})}
+
+
+def enqueue_presets(study, names) -> int:
+    """Enqueue each named preset as a trial, once per study; returns how many were added.
+
+    A preset trial has no parameters and the user attribute "preset"; ``trial.candidate``
+    builds the preset for the task's input instead of sampling, so the seed baselines are
+    evaluated like any candidate and appear on every Pareto front.
+    """
+    present = {trial.user_attrs.get("preset") for trial in study.get_trials(deepcopy=False)}
+    added = 0
+    for name in names:
+        if name not in present:
+            study.enqueue_trial({}, user_attrs={"preset": name})
+            added += 1
+    return added
 
 
 def _check_resume(config: SearchConfig) -> None:
@@ -112,7 +134,7 @@ def _check_resume(config: SearchConfig) -> None:
                 f"rerun with the same settings to resume, or choose a new --study"
             )
     for key in stored:
-        if key.startswith("budget.") and key not in config.identity():
+        if key.startswith(("budget.", "proxy.", "space.")) and key not in config.identity():
             raise ConfigError(
                 f"runs/{config.study} was created with {key} = {stored[key]!r}; rerun with the same "
                 "budget to resume, or choose a new --study"
@@ -130,9 +152,16 @@ def prepare(config: SearchConfig):
         import torch
 
         torch.set_num_threads(config.cpu_threads)
-    task = load_task(config.task, seed=config.seed)
-    space = SearchSpace(input=_input_spec(task))
-    fidelity = Fidelity(epochs=config.epochs)
+    task = load_task(config.task, seed=config.seed, data_dir=config.data_dir,
+                     download=config.download)
+    if task.kind != "classification":
+        raise ConfigError(
+            f"task {config.task!r} is a {task.kind} task; optinas search optimises "
+            "classification accuracy, so use it through evaluator.evaluate instead"
+        )
+    space = SearchSpace.from_toml(_input_spec(task), config.space)
+    fidelity = Fidelity(epochs=config.epochs, train_fraction=config.train_fraction,
+                        cuda_graphs=config.cuda_graphs)
     _check_resume(config)
     return TrialContext(space=space, task=task, fidelity=fidelity, budget=config.budget,
                         device=device, seed=config.seed, run_dir=config.run_dir)
@@ -145,18 +174,27 @@ def _input_spec(task):
     return InputSpec(channels=channels, height=height, width=width, classes=task.num_classes)
 
 
-def run_search(config: SearchConfig, show_progress: bool = True) -> SearchSummary:
-    """Run (or resume) the search until ``config.trials`` trials have finished."""
+def run_search(config: SearchConfig, show_progress: bool = True, presets=()) -> SearchSummary:
+    """Run (or resume) the search until ``config.trials`` trials have finished.
+
+    ``presets`` (names from ``search_space.presets.PRESETS``) are enqueued as the first
+    trials, adapted to the task's input; a resumed study does not enqueue them twice.
+    """
+    from search_space.presets import preset
+
     from .progress import SearchProgress
     from .results import finalize
 
     context = prepare(config)
+    for name in presets:  # every preset must fit the task before anything is written
+        preset(name, context.space.input)
     started = time.perf_counter()
     config.run_dir.mkdir(parents=True, exist_ok=True)
     if not (config.run_dir / "config.toml").exists():
         write_toml_atomic(config.run_dir / "config.toml", config.to_dict())
     study = open_study(config.run_dir, config.study, make_sampler(config.sampler, config.seed), create=True)
     retried = recover_interrupted(study)
+    enqueue_presets(study, presets)
     logging.getLogger("optinas").info("resumed %s (%d interrupted trials retried)", config.study, retried)
 
     with SearchProgress(config, already=len(finished_trials(study)), enabled=show_progress) as progress:
@@ -171,7 +209,7 @@ def run_search(config: SearchConfig, show_progress: bool = True) -> SearchSummar
                 study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
                 study._storage.set_trial_user_attr(trial._trial_id, "failure", INTERRUPTED)
                 study.tell(trial, state=_fail_state())
-                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                study.enqueue_trial(trial.params, user_attrs=_retry_attrs(trial))
                 raise
             _tell(study, trial, outcome)
             progress.trial_done(trial.number, outcome, trial.user_attrs)

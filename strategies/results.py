@@ -30,6 +30,8 @@ def trial_rows(study) -> list[dict]:
             "genotype": attrs.get("genotype"),
             "cost": attrs.get("cost"),
             "cost_paper": attrs.get("cost_paper"),
+            "hardware": attrs.get("hardware"),
+            "latency_ms": attrs.get("latency_ms"),
             "constraints": attrs.get("constraints"),
             "metrics": attrs.get("metrics"),
             "failure": attrs.get("failure"),
@@ -59,18 +61,12 @@ def pareto_front(rows: list[dict]) -> list[dict]:
     return sorted(front, key=lambda row: (row["values"][1], -row["values"][0]))
 
 
-def cost_table_text(genotype: Genotype) -> str:
-    """Plain-text per-layer cost table (what ``optinas cost`` prints)."""
-    cost = count_cost(genotype)
-    header = f"{'layer':<34} {'op':<10} {'output':<14} {'mul':>12} {'add':>12} {'params':>10}"
-    lines = [header, "-" * len(header)]
-    for record in cost.records:
-        shape = "x".join(str(size) for size in record.out_shape)
-        lines.append(f"{record.name:<34} {record.op:<10} {shape:<14} {record.mul:>12,} {record.add:>12,} {record.params:>10,}")
-    lines.append("-" * len(header))
-    for label, totals in (("total", cost.total), ("paper (conv layers only)", cost.paper)):
-        lines.append(f"{label:<60} {totals['mul']:>12,} {totals['add']:>12,} {totals['params']:>10,}")
-    return "\n".join(lines) + "\n"
+def cost_table_text(genotype: Genotype, cost=None, hardware=None) -> str:
+    """Plain-text per-layer cost table (what ``optinas cost`` prints and cost.txt holds)."""
+    from search_space.cost.summary import cost_table
+
+    cost = cost if cost is not None else count_cost(genotype, hardware)
+    return cost_table(cost)
 
 
 def _export_trial(run_dir: Path, row: dict, folder: Path) -> None:
@@ -80,7 +76,7 @@ def _export_trial(run_dir: Path, row: dict, folder: Path) -> None:
     title = (f"Trial {row['number']} of an optinas search: validation accuracy "
              f"{row['values'][0]:.4f}, {int(row['values'][1]):,} multiplications per image.")
     write_text_atomic(folder / "model.py", export_source(genotype, "model.py", title=title))
-    write_text_atomic(folder / "cost.txt", cost_table_text(genotype))
+    write_text_atomic(folder / "cost.txt", cost_table_text(genotype, hardware=row.get("hardware")))
     source = checkpoint_path(run_dir, row["number"])
     if source.exists():
         shutil.copyfile(source, folder / "weights.pt")

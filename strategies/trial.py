@@ -1,4 +1,4 @@
-"""One trial of a search: sample -> cost -> budget check -> build -> train -> record.
+"""One trial of a search: sample -> cost -> budget check (-> latency) -> build -> train -> record.
 
 Everything a trial learns is stored on the Optuna trial as user attributes, so the study's
 storage alone is enough to rebuild ``trials.jsonl``, the report and the exports.
@@ -15,10 +15,10 @@ import torch
 
 from search_space import Genotype, SearchSpace, build_model, count_cost
 
-from .config import Budget
+from .budgets import Budget, measure_latency_ms
 from .files import write_bytes_atomic
 
-__all__ = ["TrialContext", "TrialOutcome", "run_trial", "checkpoint_path"]
+__all__ = ["TrialContext", "TrialOutcome", "Screened", "screen", "candidate", "run_trial", "checkpoint_path"]
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,85 @@ def _earlier_result(study, genotype_hash: str, number: int) -> Any | None:
     return None
 
 
+@dataclass(frozen=True)
+class Screened:
+    """A sampled candidate after the budget check: its cost, whether it may train, and the
+    model when the latency check had to build it (training then reuses it)."""
+
+    genotype: Genotype
+    cost: Any  # search_space.Cost
+    feasible: bool
+    model: torch.nn.Module | None = None
+    failure: str = ""
+
+
+def screen(trial, context: TrialContext) -> Screened:
+    """Sample a candidate, cost it and check every budget; nothing is trained.
+
+    Records the genotype, its cost (both views, on the budget's hardware) and one constraint
+    per limit on ``trial`` (Optuna >= 5 reads ``Trial.set_constraint`` values, so samplers
+    learn the feasible region). Latency is measured only for a candidate that meets every
+    analytic limit, on a model built under the trial's seed.
+    """
+    genotype = candidate(trial, context)
+    budget = context.budget
+    cost = count_cost(genotype, budget.hardware)
+    trial.set_user_attr("genotype", genotype.to_dict())
+    trial.set_user_attr("hash", genotype.hash)
+    trial.set_user_attr("hardware", budget.hardware or cost.hardware.name)  # as given: a name or a path
+    trial.set_user_attr("cost", cost.total)
+    trial.set_user_attr("cost_paper", cost.paper)
+    violations = budget.violations(cost)
+    model, failure = None, ""
+    if budget.needs_latency and all(violation <= 0 for violation in violations.values()):
+        try:
+            torch.manual_seed(context.seed + trial.number)
+            model = build_model(genotype)
+            latency = measure_latency_ms(model, genotype.input.shape, context.device)
+        except Exception as error:  # a candidate that cannot even run is a failed trial
+            failure = _crash_reason(error, trial, context)
+        else:
+            trial.set_user_attr("latency_ms", latency)
+            violations = budget.violations(cost, latency)
+    for name, violation in violations.items():
+        trial.set_constraint(name, violation)
+    trial.set_user_attr("constraints", violations)
+    feasible = not failure and all(violation <= 0 for violation in violations.values())
+    if not feasible and not failure:
+        trial.set_user_attr("status", "infeasible")
+    return Screened(genotype, cost, feasible, model, failure)
+
+
+def candidate(trial, context: TrialContext) -> Genotype:
+    """The genotype a trial evaluates: the preset an enqueued trial names, else a sample.
+
+    ``optinas search --presets`` enqueues trials with the user attribute "preset"; the preset
+    is adapted to the task's input shape and classes, so seed baselines share the front.
+    """
+    name = trial.user_attrs.get("preset")
+    if name:
+        from search_space.presets import preset
+
+        return preset(name, context.space.input)
+    return context.space.sample(trial)
+
+
+def _crash_reason(error: Exception, trial, context: TrialContext) -> str:
+    """One line for the trial record; the traceback goes to runs/<study>/logs/."""
+    log = context.run_dir / "logs" / f"trial-{trial.number}.txt"
+    write_bytes_atomic(log, traceback.format_exc().encode())
+    return f"{type(error).__name__}: {error} (traceback in {log.relative_to(context.run_dir)})"
+
+
 def run_trial(trial, context: TrialContext) -> TrialOutcome:
     """Run one trial; never raises for a candidate's own failure (NaN, OOM, crash)."""
     from evaluator import TrialFailed, evaluate
 
-    genotype = context.space.sample(trial)
-    cost = count_cost(genotype)
-    trial.set_user_attr("genotype", genotype.to_dict())
-    trial.set_user_attr("hash", genotype.hash)
-    trial.set_user_attr("cost", cost.total)
-    trial.set_user_attr("cost_paper", cost.paper)
-    # Constraints first, so every finished trial carries them and samplers learn the
-    # feasible region (Optuna >= 5 reads ``Trial.set_constraint`` values).
-    violations = context.budget.violations(cost)
-    for name, violation in violations.items():
-        trial.set_constraint(name, violation)
-    trial.set_user_attr("constraints", violations)
-
-    if any(violation > 0 for violation in violations.values()):
-        trial.set_user_attr("status", "infeasible")
+    screened = screen(trial, context)
+    genotype, cost = screened.genotype, screened.cost
+    if screened.failure:
+        return _failed(trial, screened.failure, genotype)
+    if not screened.feasible:
         # Never trained: accuracy 0 keeps it dominated; the constraint tells the sampler why.
         return TrialOutcome("infeasible", (0.0, float(cost.mults)), genotype=genotype)
 
@@ -88,16 +148,15 @@ def run_trial(trial, context: TrialContext) -> TrialOutcome:
         return TrialOutcome("reused", tuple(earlier.values), genotype=genotype)
 
     try:
-        torch.manual_seed(context.seed + trial.number)
-        model = build_model(genotype)
+        model = screened.model
+        if model is None:
+            torch.manual_seed(context.seed + trial.number)
+            model = build_model(genotype)
         result = evaluate(model, context.task, context.fidelity, device=context.device, seed=context.seed)
     except TrialFailed as failure:
         return _failed(trial, str(failure), genotype)
     except Exception as error:  # a crash in one candidate must not end the search
-        reason = f"{type(error).__name__}: {error}"
-        log = context.run_dir / "logs" / f"trial-{trial.number}.txt"
-        write_bytes_atomic(log, traceback.format_exc().encode())
-        return _failed(trial, f"{reason} (traceback in {log.relative_to(context.run_dir)})", genotype)
+        return _failed(trial, _crash_reason(error, trial, context), genotype)
 
     buffer = _state_bytes(model)
     write_bytes_atomic(checkpoint_path(context.run_dir, trial.number), buffer)

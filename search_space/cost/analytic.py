@@ -2,24 +2,50 @@
 
 The walk mirrors ``search_space.modules`` name for name, so each record can be compared with
 the hook-based count of the built model (``search_space.cost.hooks``). Block patterns supply
-their own records through ``BlockPattern.cost``, built from the helpers below.
+their own records through ``BlockPattern.cost``, built from the helpers below; every field
+(ops, MACs, BOPs, parameters, storage, bit widths) comes from the registry, so a new layer
+kind or pattern is counted without edits here. Definitions: ``search_space.cost.records``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..genotype import Genotype, LayerSpec, StageSpec
-from ..registry import block_pattern, layer_kind
-from .records import Cost, LayerCost, combine_ops
+from ..registry import OpCount, block_pattern, layer_kind
+from .records import FLOAT_BOPS, Cost, LayerCost, combine_ops
 
 __all__ = [
     "count_cost",
     "layer_record",
+    "linear_record",
     "bn_record",
     "body_records",
     "shortcut_records",
     "sum_record",
+    "maxpool_record",
     "conv_output_size",
 ]
+
+# LayerSpec -> (spec, kind, options, weight bits, activation bits, ops per input element).
+# A genotype has a handful of distinct layer specs and a search re-uses them for every
+# trial, so resolving each once keeps the per-layer work to arithmetic.
+# Keyed by id (hashing a LayerSpec hashes its options each time); the entry keeps the spec
+# alive and is checked by identity, so a recycled id can never return another spec's entry.
+_KINDS: dict[int, tuple] = {}
+
+
+def _resolve(layer: LayerSpec) -> tuple:
+    found = _KINDS.get(id(layer))
+    if found is None or found[0] is not layer:
+        if len(_KINDS) > 4096:
+            _KINDS.clear()  # a long search meets many specs; keep the table small
+        kind = layer_kind(layer.kind)
+        options = layer.option_dict
+        found = (layer, kind, options, kind.weight_bits(options), kind.activation_bits(options),
+                 kind.per_input(options))
+        _KINDS[id(layer)] = found
+    return found
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int) -> int:
@@ -27,57 +53,91 @@ def conv_output_size(size: int, kernel_size: int, stride: int) -> int:
     return (size + 2 * (kernel_size // 2) - kernel_size) // stride + 1
 
 
+def _weighted_record(name, layer, form, in_channels, in_elements, out_shape, fan_in, kernel_size, paper):
+    _, kind, options, weight_bits, activation_bits, per_input = _resolve(layer)
+    outputs = 1
+    for size in out_shape:
+        outputs *= size
+    ops: OpCount = kind.per_output(fan_in, options)
+    macs = fan_in * outputs
+    params = kind.params(form, in_channels, out_shape, kernel_size, options)
+    if kind.storage_bits is not None:
+        storage = kind.storage_bits(form, in_channels, out_shape, kernel_size, options)
+    else:
+        weights = out_shape[0] * fan_in
+        storage = weights * weight_bits + (params - weights) * 32
+    return LayerCost(
+        name, layer.kind, out_shape,
+        mul=ops.mul * outputs + per_input.mul * in_elements,
+        add=ops.add * outputs + per_input.add * in_elements,
+        xnor=ops.xnor * outputs + per_input.xnor * in_elements,
+        shift=ops.shift * outputs + per_input.shift * in_elements,
+        macs=macs, bops=macs * weight_bits * activation_bits, params=params, storage_bits=storage,
+        weight_bits=weight_bits, activation_bits=activation_bits, paper=paper,
+    )
+
+
 def layer_record(
     name: str, layer: LayerSpec, in_channels: int, out_channels: int,
     kernel_size: int, stride: int, height: int, width: int, paper: bool = True,
 ) -> tuple[LayerCost, int, int]:
     """Record of one conv-form layer; returns it with the output height and width."""
-    kind = layer_kind(layer.kind)
-    options = layer.option_dict
     out_h = conv_output_size(height, kernel_size, stride)
     out_w = conv_output_size(width, kernel_size, stride)
-    outputs = out_channels * out_h * out_w
-    per_output = kind.per_output(in_channels * kernel_size * kernel_size, options)
-    params = kind.params("conv", in_channels, (out_channels, out_h, out_w), kernel_size, options)
-    record = LayerCost(
-        name=name, op=layer.kind, out_shape=(out_channels, out_h, out_w),
-        mul=per_output.mul * outputs, add=per_output.add * outputs, xnor=per_output.xnor * outputs,
-        params=params, paper=paper,
-    )
+    record = _weighted_record(name, layer, "conv", in_channels, in_channels * height * width,
+                              (out_channels, out_h, out_w), in_channels * kernel_size * kernel_size,
+                              kernel_size, paper)
     return record, out_h, out_w
 
 
-def linear_record(name: str, layer: LayerSpec, in_features: int, out_features: int) -> LayerCost:
-    kind = layer_kind(layer.kind)
-    options = layer.option_dict
-    per_output = kind.per_output(in_features, options)
-    return LayerCost(
-        name=name, op=layer.kind, out_shape=(out_features,),
-        mul=per_output.mul * out_features, add=per_output.add * out_features,
-        xnor=per_output.xnor * out_features,
-        params=kind.params("linear", in_features, (out_features,), 1, options), paper=True,
-    )
+def linear_record(name: str, layer: LayerSpec, in_features: int, out_features: int,
+                  paper: bool = True) -> LayerCost:
+    """Record of one linear-form layer (the classifier head)."""
+    return _weighted_record(name, layer, "linear", in_features, in_features, (out_features,),
+                            in_features, 1, paper)
 
 
 def bn_record(name: str, channels: int, height: int, width: int) -> LayerCost:
-    """Inference BatchNorm: one multiply and one add per element, 2 parameters per channel."""
+    """Inference BatchNorm: one multiply and one add per element; scale and shift, 32 bits each."""
     elements = channels * height * width
-    return LayerCost(name=name, op="batchnorm", out_shape=(channels, height, width),
-                     mul=elements, add=elements, params=2 * channels)
+    return LayerCost(name, "batchnorm", (channels, height, width), mul=elements, add=elements,
+                     bops=elements * FLOAT_BOPS, params=2 * channels, storage_bits=64 * channels)
 
 
 def body_records(
     prefix: str, stage: StageSpec, in_channels: int, out_channels: int,
     stride: int, height: int, width: int,
 ) -> tuple[list[LayerCost], int, int]:
-    """The transform T of ``modules.Body``: layer1, bn1, (ReLU), layer2, bn2."""
-    first, out_h, out_w = layer_record(
-        f"{prefix}.layer1", stage.layer, in_channels, out_channels, stage.kernel_size, stride, height, width)
-    second, _, _ = layer_record(
-        f"{prefix}.layer2", stage.layer, out_channels, out_channels, stage.kernel_size, 1, out_h, out_w)
-    records = [first, bn_record(f"{prefix}.bn1", out_channels, out_h, out_w),
-               second, bn_record(f"{prefix}.bn2", out_channels, out_h, out_w)]
-    return records, out_h, out_w
+    """The transform T of ``modules.make_body``: layers and BatchNorms in module order.
+
+    basic: layer1 (k x k, stride), layer2 (k x k); single: layer1; bottleneck: layer1 (1x1),
+    layer2 (k x k, stride), layer3 (1x1) at a middle width of out_channels / 4.
+    """
+    if stage.body == "bottleneck":
+        middle = out_channels // 4
+        shapes = [(in_channels, middle, 1, 1), (middle, middle, stage.kernel_size, stride),
+                  (middle, out_channels, 1, 1)]
+    elif stage.body == "single":
+        shapes = [(in_channels, out_channels, stage.kernel_size, stride)]
+    else:
+        shapes = [(in_channels, out_channels, stage.kernel_size, stride),
+                  (out_channels, out_channels, stage.kernel_size, 1)]
+    records: list[LayerCost] = []
+    for number, (cin, cout, kernel, layer_stride) in enumerate(shapes, start=1):
+        record, height, width = layer_record(
+            f"{prefix}.layer{number}", stage.layer, cin, cout, kernel, layer_stride, height, width)
+        records += [record, bn_record(f"{prefix}.bn{number}", cout, height, width)]
+    return records, height, width
+
+
+def maxpool_record(name: str, channels: int, kernel_size: int, stride: int, padding: int,
+                   height: int, width: int) -> tuple[LayerCost, int, int]:
+    """A max-pool: k*k - 1 comparisons per output, counted as additions (a compare is a subtract)."""
+    out_h = (height + 2 * padding - kernel_size) // stride + 1
+    out_w = (width + 2 * padding - kernel_size) // stride + 1
+    record = LayerCost(name, "maxpool", (channels, out_h, out_w),
+                       add=(kernel_size * kernel_size - 1) * channels * out_h * out_w)
+    return record, out_h, out_w
 
 
 def shortcut_records(
@@ -96,30 +156,51 @@ def sum_record(name: str, values, learnable, channels: int, height: int, width: 
     """Record of a ``modules.WeightedSum`` over (channels, height, width) maps."""
     mul, add, shift = combine_ops(values, learnable)
     elements = channels * height * width
-    return LayerCost(name=name, op="combine", out_shape=(channels, height, width),
-                     mul=mul * elements, add=add * elements, shift=shift * elements,
-                     params=sum(1 for flag in learnable if flag))
+    params = sum(1 for flag in learnable if flag)
+    return LayerCost(name, "combine", (channels, height, width), mul=mul * elements, add=add * elements,
+                     shift=shift * elements, bops=mul * elements * FLOAT_BOPS, params=params,
+                     storage_bits=32 * params)
 
 
-def count_cost(genotype: Genotype) -> Cost:
-    """Per-layer counts (mul, add, xnor, shift, params) of one image through the network."""
+def count_cost(genotype: Genotype, hardware=None) -> Cost:
+    """Per-layer counts of one image through the network, priced on ``hardware``.
+
+    Args:
+        genotype: the architecture; its input spec fixes the image size.
+        hardware: a ``HardwareProfile``, a shipped profile name, a TOML path, or None for
+            the default (``horowitz45``).
+    """
     channels, height, width = genotype.input.shape
     stem = genotype.stem
+    # First and last layers are outside seed 000's convention (paper=False), see records.py.
     record, height, width = layer_record(
-        "stem.layer", stem.layer, channels, stem.width, stem.kernel_size, 1, height, width)
+        "stem.layer", stem.layer, channels, stem.width, stem.kernel_size, stem.stride, height, width,
+        paper=False)
     records = [record, bn_record("stem.bn", stem.width, height, width)]
+    if stem.pool == "max":
+        record, height, width = maxpool_record("stem.pool", stem.width, 3, 2, 1, height, width)
+        records.append(record)
     channels = stem.width
     for stage_index, stage in enumerate(genotype.stages):
         pattern = block_pattern(stage.block.pattern)
+        pooled = stage.downsample == "maxpool"
+        if pooled:
+            record, height, width = maxpool_record(
+                f"stages.{stage_index}.pool", channels, stage.stride, stage.stride, 0, height, width)
+            records.append(record)
         for index in range(stage.depth):
             block_in = channels if index == 0 else stage.width
-            stride = stage.stride if index == 0 else 1
+            stride = stage.stride if index == 0 and not pooled else 1
+            # A block with a layer override sees the stage with its own layer, as modules.Stage builds it.
+            block_stage = replace(stage, layer=stage.layer_of(index), overrides=()) if stage.overrides else stage
             block_records, height, width = pattern.cost(
-                f"stages.{stage_index}.blocks.{index}", stage, index, block_in, stage.width,
+                f"stages.{stage_index}.blocks.{index}", block_stage, index, block_in, stage.width,
                 stride, height, width)
             records.extend(block_records)
         channels = stage.width
-    records.append(LayerCost(name="pool", op="avgpool", out_shape=(channels,),
-                             mul=channels, add=channels * (height * width - 1)))
-    records.append(linear_record("fc", genotype.head.layer, channels, genotype.input.classes))
-    return Cost.from_records(genotype.input.shape, records)
+    positions = height * width
+    # Mean over positions: HW - 1 additions and one multiplication by 1/HW per channel.
+    records.append(LayerCost("pool", "avgpool", (channels,), mul=channels, add=channels * (positions - 1),
+                             bops=channels * FLOAT_BOPS))
+    records.append(linear_record("fc", genotype.head.layer, channels, genotype.input.classes, paper=False))
+    return Cost.from_records(genotype.input.shape, records, hardware)

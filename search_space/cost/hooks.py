@@ -2,9 +2,12 @@
 
 This is the independent check of ``analytic.count_cost``: it knows nothing about genotypes,
 only module types, their parameters and the tensors that actually flow. The per-element
-conventions (what one conv output or one BatchNorm element costs) are shared with the
-analytic side; the structure (which modules exist, at what shapes, how often they run) is
-observed here and derived there.
+conventions (what one conv output or one BatchNorm element costs, a kind's declared bit
+widths) are shared with the analytic side; everything structural is observed here and
+derived there: which modules run, how often, at which input and output shapes, the fan-in
+(from the weight tensor), the parameter tensors themselves (params and storage bits, or a
+module's own ``storage_bits()``), and which weighted layers ran first and last (the two
+that seed 000's convention leaves out).
 """
 
 from __future__ import annotations
@@ -14,13 +17,38 @@ from torch import nn
 
 from ..modules import GlobalAvgPool, WeightedSum
 from ..registry import layer_kind_of
-from .records import Cost, LayerCost, combine_ops
+from .records import FLOAT_BOPS, Cost, LayerCost, combine_ops
 
 __all__ = ["count_with_hooks"]
 
 
 def _own_params(module: nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters(recurse=False))
+
+
+def _weighted(name: str, module: nn.Module, kind, inputs: tuple, output: torch.Tensor) -> LayerCost:
+    options = {option: getattr(module, option) for option in kind.options}
+    weight_bits, activation_bits = kind.weight_bits(options), kind.activation_bits(options)
+    fan_in = module.weight[0].numel()
+    outputs = output[0].numel()
+    in_elements = inputs[0][0].numel()
+    ops, per_input = kind.per_output(fan_in, options), kind.per_input(options)
+    params = _own_params(module)
+    if callable(getattr(module, "storage_bits", None)):
+        storage = int(module.storage_bits())
+    else:
+        weights = module.weight.numel()
+        storage = weights * weight_bits + (params - weights) * 32
+    macs = fan_in * outputs
+    return LayerCost(
+        name, kind.name, tuple(output.shape[1:]),
+        mul=ops.mul * outputs + per_input.mul * in_elements,
+        add=ops.add * outputs + per_input.add * in_elements,
+        xnor=ops.xnor * outputs + per_input.xnor * in_elements,
+        shift=ops.shift * outputs + per_input.shift * in_elements,
+        macs=macs, bops=macs * weight_bits * activation_bits, params=params, storage_bits=storage,
+        weight_bits=weight_bits, activation_bits=activation_bits, paper=True,
+    )
 
 
 def _record(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -> LayerCost | None:
@@ -30,31 +58,44 @@ def _record(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -
     elements = output[0].numel()
     found = layer_kind_of(module)
     if found is not None:
-        kind, form = found
-        fan_in = module.weight[0].numel()
-        options = {name: getattr(module, name) for name in kind.options}
-        ops = kind.per_output(fan_in, options)
-        return LayerCost(name, kind.name, shape, mul=ops.mul * elements, add=ops.add * elements,
-                         xnor=ops.xnor * elements, params=_own_params(module), paper=True)
+        return _weighted(name, module, found[0], inputs, output)
     if isinstance(module, nn.BatchNorm2d):
-        return LayerCost(name, "batchnorm", shape, mul=elements, add=elements, params=_own_params(module))
+        params = _own_params(module)
+        return LayerCost(name, "batchnorm", shape, mul=elements, add=elements, bops=elements * FLOAT_BOPS,
+                         params=params, storage_bits=32 * params)
     if isinstance(module, WeightedSum):
         mul, add, shift = combine_ops(module.values, module.learnable)
+        params = _own_params(module)
         return LayerCost(name, "combine", shape, mul=mul * elements, add=add * elements,
-                         shift=shift * elements, params=_own_params(module))
+                         shift=shift * elements, bops=mul * elements * FLOAT_BOPS, params=params,
+                         storage_bits=32 * params)
+    if isinstance(module, nn.MaxPool2d):
+        # As analytic.maxpool_record: k*k - 1 comparisons per output, counted as additions.
+        kernel = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        return LayerCost(name, "maxpool", shape, add=(kernel * kernel - 1) * elements)
     if isinstance(module, GlobalAvgPool):
         channels, positions = inputs[0].shape[1], inputs[0][0, 0].numel()
-        return LayerCost(name, "avgpool", shape, mul=channels, add=channels * (positions - 1))
+        return LayerCost(name, "avgpool", shape, mul=channels, add=channels * (positions - 1),
+                         bops=channels * FLOAT_BOPS)
     if _own_params(module):
         raise TypeError(f"cost hooks do not know how to count {type(module).__name__} at {name!r}")
     return None
 
 
+def _outside_paper(records: list[LayerCost]) -> list[LayerCost]:
+    """Mark the first and the last weighted layer that ran (seed 000 omits both)."""
+    weighted = [index for index, record in enumerate(records) if record.macs]
+    for index in {weighted[0], weighted[-1]} if weighted else ():
+        records[index] = records[index]._replace(paper=False)
+    return records
+
+
 @torch.no_grad()
-def count_with_hooks(model: nn.Module, input_shape: tuple[int, int, int]) -> Cost:
+def count_with_hooks(model: nn.Module, input_shape: tuple[int, int, int], hardware=None) -> Cost:
     """Run one zero image through ``model`` (eval mode) and count what each module did.
 
     A module that runs more than once (shared weights) is counted every time it runs.
+    ``hardware`` prices the records as in ``count_cost``.
     """
     records: list[LayerCost] = []
     handles = []
@@ -74,4 +115,4 @@ def count_with_hooks(model: nn.Module, input_shape: tuple[int, int, int]) -> Cos
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return Cost.from_records(input_shape, records)
+    return Cost.from_records(input_shape, _outside_paper(records), hardware)

@@ -26,8 +26,11 @@ def _samples(x: torch.Tensor, y: torch.Tensor) -> Counter:
     return Counter((image.tobytes(), int(label)) for image, label in zip(x.numpy(), y.numpy()))
 
 
-def test_task_names_lists_digits():
-    assert TASK_NAMES == ("digits",)
+def test_task_names_match_the_loader_table():
+    from evaluator.tasks import _loaders
+
+    assert set(TASK_NAMES) == set(_loaders())
+    assert TASK_NAMES[0] == "digits"
 
 
 def test_digits_shapes_and_types(digits):
@@ -100,7 +103,10 @@ def test_mean_and_std_come_from_the_training_split(digits):
 def test_unknown_task_names_the_choices():
     with pytest.raises(DataError) as excinfo:
         load_task("x")
-    assert str(excinfo.value) == "unknown task 'x'; choose one of: digits"
+    assert str(excinfo.value) == (
+        f"unknown task 'x'; choose one of: {', '.join(TASK_NAMES)}, "
+        "or give the path of an image folder or .tar.gz"
+    )
     assert isinstance(excinfo.value, OptinasError)
 
 
@@ -116,8 +122,8 @@ def test_task_is_frozen(digits):
 
 
 def test_malformed_task_is_a_data_error(digits):
-    with pytest.raises(DataError, match=r"train_x must be uint8 of shape \(N, 1, 8, 8\)"):
-        dataclasses.replace(digits, train_x=digits.train_x.float())
+    with pytest.raises(DataError, match=r"train_x must be uint8 or float32 of shape \(N, 1, 8, 8\)"):
+        dataclasses.replace(digits, train_x=digits.train_x.double())
     with pytest.raises(DataError, match="val_y must be int64"):
         dataclasses.replace(digits, val_y=digits.val_y[:-1])
     with pytest.raises(DataError, match="one per channel"):

@@ -71,7 +71,8 @@ def test_default_fidelity_matches_the_contract():
     assert Fidelity().to_dict() == {
         "epochs": 8, "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
         "warmup_epochs": 1.0, "label_smoothing": 0.1, "train_fraction": 1.0,
-        "time_limit_s": None,
+        "time_limit_s": None, "width_multiplier": 1.0, "resolution": None,
+        "cuda_graphs": False,
     }
 
 
@@ -82,7 +83,8 @@ def test_default_fidelity_matches_the_contract():
         ("lr", float("nan")), ("momentum", 1.0), ("momentum", -0.1), ("weight_decay", -1e-4),
         ("warmup_epochs", -1.0), ("warmup_epochs", 9.0), ("label_smoothing", 1.0),
         ("train_fraction", 0.0), ("train_fraction", 1.5), ("time_limit_s", 0.0),
-        ("time_limit_s", "10"),
+        ("time_limit_s", "10"), ("width_multiplier", 0.0), ("width_multiplier", 32.0),
+        ("resolution", 0), ("resolution", 16.0), ("cuda_graphs", 1),
     ],
 )
 def test_bad_fidelity_field_names_field_and_value(field, value):

@@ -84,3 +84,19 @@ def test_atomic_writes_use_ordinary_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "best").stat().st_mode) == 0o755
     assert (tmp_path / "a.txt").read_text() == "x" and (tmp_path / "best" / "f").read_text() == "y"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_search_space_file_is_used_and_pinned_for_resume(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text('[stages]\npatterns = ["gd"]\nwidths = [8]\n')
+    args = ("search", "--study", "s", "--trials", "1", "--epochs", "1", "--device", "cpu",
+            "--space", str(space), "--runs-dir", "runs", "--quiet")
+    first = _optinas(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    rows = (tmp_path / "runs" / "s" / "trials.jsonl").read_text()
+    assert '"pattern": "gd"' in rows and '"pattern": "hb"' not in rows
+    space.write_text('[stages]\npatterns = ["hb"]\nwidths = [8]\n')
+    second = _optinas(*args[:4], "2", *args[5:], cwd=tmp_path)
+    assert second.returncode == 2 and "space.sha256" in second.stderr
+    missing = _optinas("search", "--space", "nope.toml", "--runs-dir", "runs2", cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.toml" in missing.stderr and not (tmp_path / "runs2").exists()
