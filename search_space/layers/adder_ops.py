@@ -23,8 +23,9 @@ matrix-vector product); 2 MiB for both was fastest of 1-4 MiB on 1 AMD EPYC core
 Fractional p adds log2 and exp2 per element: ~6x slower than p = 1 on CPU. Timings
 against nn.Conv2d: benchmarks/bench_layers_adder.py. A step issues thousands of small
 parallel ops, so an oversubscribed CPU (more busy threads than cores) hurts it far more
-than a convolution: on 2 shared cores at load ~7 it ran 20-80x nn.Conv2d's time with 2
-torch threads against 6-12x with 1; give each process one thread per free core.
+than a convolution: on 2 cores shared with other jobs (load 2-4) it took 17-140x
+nn.Conv2d's time with 2 torch threads against 6.5-11x with 1 (p = 1, the benchmark's
+shapes); give each process at most one thread per free core.
 
 Export: every object the CPU path needs is a top-level function or class here that
 references only ``torch``, ``math``, ``F``, ``nn`` and the others, listed in order in

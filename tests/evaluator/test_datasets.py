@@ -181,6 +181,17 @@ def test_tar_gz_archive_loads_like_its_folder(tmp_path, user_cache):
         assert torch.equal(getattr(from_folder, field), getattr(from_archive, field))
 
 
+def test_grayscale_folder_is_one_channel_and_not_augmented(tmp_path, user_cache):
+    from PIL import Image
+
+    for label in ("0", "1"):
+        (tmp_path / "scans" / label).mkdir(parents=True)
+        for index in range(10):
+            Image.new("L", (7, 7), color=int(label) * 200 + index).save(tmp_path / "scans" / label / f"{index}.png")
+    task = load_task(str(tmp_path / "scans"))
+    assert task.input_shape == (1, 7, 7) and not task.augment and task.classes == ("0", "1")
+
+
 def test_folder_without_images_is_a_data_error(tmp_path, user_cache):
     (tmp_path / "empty" / "train" / "cat").mkdir(parents=True)
     with pytest.raises(DataError, match="no images found"):
