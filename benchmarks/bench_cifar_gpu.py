@@ -10,8 +10,8 @@ binary and quant layers train through their straight-through estimators.
 To time "reach 90 %", the test split is scored after every epoch (the benchmark's task
 uses the 10,000 official test images as its validation split and trains on all 50,000
 training images; a search never does this). Printed per model: test accuracy after the
-budget, seconds of training, seconds until the first epoch at >= 90 %, and the accuracy gap
-to resnet20 next to the paper's gap:
+budget, seconds (training plus that per-epoch scoring, which costs a few per cent), seconds
+until the first epoch at >= 90 %, and the accuracy gap to resnet20 next to the paper's gap:
 
 - seed 000, Table 2, ResNet-20 on CIFAR-10: CNN 92.93 %, BNN 84.87 % (gap 8.06), l1-AddNN
   91.84 % (gap 1.09); the table has no 4-bit row;

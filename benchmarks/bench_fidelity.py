@@ -20,7 +20,6 @@ Needs torch and this repository only (no Optuna).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
