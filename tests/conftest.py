@@ -75,6 +75,8 @@ def genotypes():
     def make(count: int, seed: int = 0) -> list[Genotype]:
         rng = random.Random(seed)
         return [random_genotype(rng) for _ in range(count)]
+
+    make.random_layer = random_layer  # for tests that vary layers beyond random_genotype
     return make
 
 

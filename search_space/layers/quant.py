@@ -185,7 +185,20 @@ def _quant_storage(layer):
     return layer.weight.numel() * layer.w_bits + 32 * others
 
 
-class QuantConv2d(nn.Module):
+class QuantReadouts:
+    """What both quantized layers report: the quantized weights, their indices, storage bits."""
+
+    def quantized_weight(self):
+        return _quant_weight(self).detach()
+
+    def weight_indices(self):
+        return _quant_indices(self)
+
+    def storage_bits(self):
+        return _quant_storage(self)
+
+
+class QuantConv2d(QuantReadouts, nn.Module):
     """n-bit convolution: conv(q_a(x), q_w(W)), same padding, no bias (seeds 001, 002).
 
     Args:
@@ -207,21 +220,12 @@ class QuantConv2d(nn.Module):
     def forward(self, x):
         return F.conv2d(_quant_input(self, x), _quant_weight(self), None, self.stride, self.padding)
 
-    def quantized_weight(self):
-        return _quant_weight(self).detach()
-
-    def weight_indices(self):
-        return _quant_indices(self)
-
-    def storage_bits(self):
-        return _quant_storage(self)
-
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, w_bits={self.w_bits}, a_bits={self.a_bits}, scheme={self.scheme}")
 
 
-class QuantLinear(nn.Module):
+class QuantLinear(QuantReadouts, nn.Module):
     """n-bit fully connected layer with a float bias: q_w(W) q_a(x) + b."""
 
     def __init__(self, in_features, out_features, w_bits=8, a_bits=32, scheme="linear"):
@@ -234,15 +238,6 @@ class QuantLinear(nn.Module):
 
     def forward(self, x):
         return F.linear(_quant_input(self, x), _quant_weight(self), self.bias)
-
-    def quantized_weight(self):
-        return _quant_weight(self).detach()
-
-    def weight_indices(self):
-        return _quant_indices(self)
-
-    def storage_bits(self):
-        return _quant_storage(self)
 
     def extra_repr(self):
         return (f"{self.in_features}, {self.out_features}, w_bits={self.w_bits}, "
@@ -279,7 +274,7 @@ QUANT = LayerKind(
         "scheme": OptionSpec("linear", choices=SCHEMES),
     },
     export_objects=(_lsq_grid_point, LsqQuantize, GradScale, _quant_grid, _quant_init, _quant_after_load, _quant_weight,
-                    _quant_input, _quant_indices, _quant_storage),
+                    _quant_input, _quant_indices, _quant_storage, QuantReadouts),
     weight_bits=lambda options: options["w_bits"],
     activation_bits=lambda options: options["a_bits"],
     summary="n-bit quantized layer (LSQ linear or codebook weights, optional n-bit activations)",

@@ -22,20 +22,7 @@ from search_space.registry import block_patterns, layer_kinds
 COUNTED = 28  # genotypes; with the options below this covers every kind, pattern and body
 
 
-def _random_layer(rng):
-    name = rng.choice(sorted(layer_kinds()))
-    options = {}
-    for option, spec in layer_kinds()[name].options.items():
-        if spec.choices is not None:
-            options[option] = rng.choice(spec.choices)
-        elif spec.low is not None and isinstance(spec.default, int):
-            options[option] = rng.randint(int(spec.low), int(spec.high))
-        elif spec.low is not None:
-            options[option] = rng.uniform(spec.low, spec.high)
-    return LayerSpec(name, options)
-
-
-def _vary(genotype, rng):
+def _vary(genotype, rng, random_layer):
     """The conftest genotype with random bodies, downsampling, overrides and stem shape."""
     for _ in range(20):
         stages = []
@@ -45,7 +32,7 @@ def _vary(genotype, rng):
             downsample = rng.choice(["stride", "maxpool"]) if stage.stride == 2 else "stride"
             overrides = ()
             if stage.depth > 1 and rng.random() < 0.4:
-                overrides = (BlockOverride(rng.randrange(stage.depth), _random_layer(rng)),)
+                overrides = (BlockOverride(rng.randrange(stage.depth), random_layer(rng)),)
             stages.append(dataclasses.replace(stage, body=body, width=width, downsample=downsample,
                                               overrides=overrides,
                                               shortcut="projection" if width < 4 else stage.shortcut))
@@ -59,7 +46,7 @@ def _vary(genotype, rng):
 
 def _sample(genotypes, count, seed):
     rng = random.Random(seed)
-    return [_vary(genotype, rng) for genotype in genotypes(count, seed=seed)]
+    return [_vary(genotype, rng, genotypes.random_layer) for genotype in genotypes(count, seed=seed)]
 
 
 def _compare(genotype, hardware=None):
