@@ -1,4 +1,4 @@
-"""The ``optinas`` command line: search, cost, export, reproduce, space.
+"""The ``optinas`` command line: search, cost, export, reproduce, space, report.
 
 Bad input of any kind (a flag, a file, a genotype) ends with one line on stderr and exit
 code 2, never a traceback, and before anything is written under runs/.
@@ -52,7 +52,28 @@ def _search_parser(commands) -> None:
                         "--device, in ms (timed on the built model before training)")
     parser.add_argument("--hardware", metavar="PROFILE", help="energy profile: a shipped name "
                         "(horowitz45, int8_accelerator) or a .toml file (default: horowitz45)")
-    parser.add_argument("--sampler", default="tpe", help="tpe (multivariate), nsga2 or random (default: tpe)")
+    parser.add_argument("--objectives", default="accuracy,mults", help="comma-separated: accuracy (maximised) "
+                        "and any of mults, energy, params, storage, latency (minimised); accuracy alone is a "
+                        "single-objective search (default: accuracy,mults)")
+    parser.add_argument("--sampler", default="tpe", help="tpe (multivariate, grouped), nsga2, random, gp or gibbs "
+                        "(default: tpe)")
+    parser.add_argument("--pruner", default="median", help="median, hyperband or none: stops weak trials early "
+                        "from per-epoch accuracy, in single-objective searches (default: median)")
+    parser.add_argument("--width-multiplier", type=float, default=1.0, metavar="W",
+                        help="proxy: train each candidate with widths scaled by W in (0, 1]; costs and "
+                             "exports stay those of the real architecture (default: 1)")
+    parser.add_argument("--resolution", type=int, metavar="PX", help="proxy: train on images resized to PX x PX")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study on this "
+                        "machine, e.g. several small trials on one GPU (default: 1)")
+    parser.add_argument("--storage", metavar="URL", help="keep the study in this database (postgresql://..., "
+                        "mysql+pymysql://...) so that `optinas worker` on other machines can join it")
+    parser.add_argument("--backend", default="optuna", help="optuna (default) or ray (Ray Tune, with Optuna as "
+                        "its searcher; ASHA for single-objective searches)")
+    parser.add_argument("--address", metavar="ADDR", help="ray: the cluster to join, auto or HOST:PORT "
+                        "(default: start a local Ray)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N", help="ray: CPUs per trial (default: 1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="G", help="ray: GPUs per trial, "
+                        "e.g. 0.25 for four trials per GPU (default: 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, the split and training")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--space", metavar="FILE", help="search space TOML (default: the packaged one; "
@@ -105,6 +126,8 @@ def _reproduce_parser(commands) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the data and training (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--runs-dir", default="runs", help="results go to RUNS/reproduce/NAME/ (default: ./runs)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where a data set lives, for the experiments that need "
+                        "one (default: $OPTINAS_DATA); --list says which")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(handler=_cmd_reproduce)
 
@@ -119,7 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
     _export_parser(commands)
     _reproduce_parser(commands)
     _space_parser(commands)
+    _report_parser(commands)
+    _worker_parser(commands)
     return parser
+
+
+def _report_parser(commands) -> None:
+    parser = commands.add_parser(
+        "report", help="rebuild runs/STUDY/report.html from the study's storage",
+        description="Rebuild RUN_DIR/report.html from the trials in the study's storage (journal, SQLite "
+                    "or database URL). It only reads the trials, so it is safe while a search runs.")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the study's folder, e.g. runs/digits-demo")
+    parser.add_argument("--storage", metavar="URL", help="database URL of the study (default: the storage "
+                        "key of RUN_DIR/config.toml, else the journal file in RUN_DIR)")
+    parser.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from .report import build_report
+
+    summary = build_report(Path(args.run_dir), args.storage)
+    print(f"wrote {summary.path}: {summary.trials} finished trials; Pareto front: trials "
+          f"{', '.join(map(str, summary.front)) or 'none'}")
+    return 0
 
 
 def _space_parser(commands) -> None:
@@ -166,13 +211,47 @@ def _cmd_search(args) -> int:
                           sampler=args.sampler, epochs=args.epochs, device=args.device,
                           threads=args.threads, space=Path(args.space) if args.space else None, budget=budget, runs_dir=Path(args.runs_dir),
                           data_dir=args.data_dir, download=args.download,
-                          train_fraction=args.train_fraction, cuda_graphs=args.cuda_graphs)
+                          train_fraction=args.train_fraction, cuda_graphs=args.cuda_graphs,
+                          objectives=args.objectives, pruner=args.pruner, width_multiplier=args.width_multiplier,
+                          resolution=args.resolution, workers=args.workers, storage=args.storage,
+                          backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
+                          gpus_per_trial=args.gpus_per_trial)
     presets = tuple(name.strip() for name in args.presets.split(",") if name.strip()) if args.presets else ()
     summary = run_search(config, show_progress=not args.quiet, presets=presets)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary) -> None:
+    pruned = f", {summary.pruned} pruned" if summary.pruned else ""
     print(f"{summary.finished} trials in {summary.run_dir}: {summary.trained} trained, "
-          f"{summary.infeasible} over budget, {summary.failed} failed ({summary.seconds:.0f}s this run)")
+          f"{summary.infeasible} over budget{pruned}, {summary.failed} failed ({summary.seconds:.0f}s this run)")
     print(f"Pareto front: trials {', '.join(map(str, summary.front)) or 'none'}; "
           f"report: {summary.run_dir / 'report.html'}; models: {summary.run_dir / 'best'}/")
+
+
+def _worker_parser(commands) -> None:
+    parser = commands.add_parser(
+        "worker", help="join a search whose study lives in a database",
+        description="Run trials of a study created by `optinas search --storage URL`, with that search's "
+                    "settings, until the study holds its requested number of trials. Start one per "
+                    "machine (or per GPU); a worker that dies is noticed by the heartbeat and its trial retried.")
+    parser.add_argument("--study", required=True, help="the study's name")
+    parser.add_argument("--storage", required=True, metavar="URL", help="the database URL the search was started with")
+    parser.add_argument("--runs-dir", default="runs", help="where this worker keeps checkpoints and exports "
+                        "(default: ./runs)")
+    parser.add_argument("--device", help="auto, cpu or cuda (default: the search's)")
+    parser.add_argument("--threads", type=int, help="CPU threads for training (default: half the cores)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(handler=_cmd_worker)
+
+
+def _cmd_worker(args) -> int:
+    from .remote import join_study
+
+    summary = join_study(args.study, args.storage, runs_dir=Path(args.runs_dir), device=args.device,
+                         threads=args.threads, show_progress=not args.quiet)
+    _print_summary(summary)
     return 0
 
 
@@ -239,7 +318,7 @@ def _cmd_reproduce(args) -> int:
     options = ReproduceOptions(fast=args.fast, epochs=args.epochs, batch_size=args.batch_size,
                                depths=parse_depths(args.depths) if args.depths else None,
                                seed=args.seed, device=args.device, runs_dir=Path(args.runs_dir),
-                               quiet=args.quiet)
+                               quiet=args.quiet, data_dir=args.data_dir)
     print(reproduce(args.name, options))
     return 0
 

@@ -10,10 +10,13 @@ from typing import Any
 from search_space.errors import ConfigError
 
 from .budgets import Budget, parse_count  # Budget lives in budgets.py; re-exported here
+from .objectives import DEFAULT_OBJECTIVES, parse_objectives
+from .samplers import SAMPLERS
 
-__all__ = ["Budget", "SearchConfig", "parse_count", "SAMPLERS"]
+__all__ = ["Budget", "SearchConfig", "parse_count", "SAMPLERS", "BACKENDS", "PRUNERS"]
 
-SAMPLERS = ("tpe", "nsga2", "random")
+BACKENDS = ("optuna", "ray")
+PRUNERS = ("median", "hyperband", "none")
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -26,6 +29,10 @@ class SearchConfig:
     trials: int = 24
     seed: int = 0
     sampler: str = "tpe"
+    # Names from strategies.objectives.OBJECTIVES, in the order of the told values.
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    # Stops unpromising trials early from per-epoch reports (single-objective searches only).
+    pruner: str = "median"
     epochs: int = 6
     device: str = "auto"
     threads: int | None = None
@@ -40,6 +47,16 @@ class SearchConfig:
     # the model, so they join here once trial.py builds from evaluator.proxy_genotype.)
     train_fraction: float = 1.0
     cuda_graphs: bool = False
+    width_multiplier: float = 1.0
+    resolution: int | None = None
+    # Execution: worker processes on this machine, and a database URL shared by machines.
+    workers: int = 1
+    storage: str | None = None
+    # Ray Tune instead of Optuna's own loop: cluster address, resources of one trial.
+    backend: str = "optuna"
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
 
     def __post_init__(self) -> None:
         if not _STUDY_NAME.match(self.study):
@@ -53,6 +70,21 @@ class SearchConfig:
             raise ConfigError(f"--epochs must be between 1 and 10000, got {self.epochs}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
+        object.__setattr__(self, "objectives", tuple(o.name for o in parse_objectives(self.objectives)))
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}; got {self.pruner!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        if not 1 <= self.workers <= 256:
+            raise ConfigError(f"--workers must be between 1 and 256, got {self.workers}")
+        if not 0 < self.width_multiplier <= 1:
+            raise ConfigError(f"--width-multiplier must be in (0, 1], got {self.width_multiplier}")
+        if self.resolution is not None and not 4 <= self.resolution <= 1024:
+            raise ConfigError(f"--resolution must be between 4 and 1024 pixels, got {self.resolution}")
+        if not self.cpus_per_trial > 0:
+            raise ConfigError(f"--cpus-per-trial must be positive, got {self.cpus_per_trial}")
+        if not 0 <= self.gpus_per_trial <= 8:
+            raise ConfigError(f"--gpus-per-trial must be between 0 and 8, got {self.gpus_per_trial}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"--device must be auto, cpu or cuda; got {self.device!r}")
         if self.threads is not None and not 1 <= self.threads <= 1024:
@@ -80,14 +112,28 @@ class SearchConfig:
     def run_dir(self) -> Path:
         return self.runs_dir / self.study
 
+    @property
+    def objective_list(self):
+        """The objectives as ``strategies.objectives.Objective`` records, in value order."""
+        return parse_objectives(self.objectives)
+
+    @property
+    def prunes(self) -> bool:
+        """Pruning applies to single-objective searches only (Optuna prunes one value)."""
+        return self.pruner != "none" and len(self.objectives) == 1
+
     def identity(self) -> dict[str, Any]:
         """The settings a resumed study must share with the one it continues.
 
-        The trial count may grow and the device may change; anything else would mix results
-        of different searches in one study.
+        The trial count may grow, and the device, workers and backend resources may change;
+        anything else would mix results of different searches in one study. The pruner counts
+        only where it acts (single-objective searches).
         """
+        extra = {"objectives": list(self.objectives)}
+        if self.prunes:
+            extra["pruner"] = self.pruner
         return {"task": self.task, "seed": self.seed, "sampler": self.sampler,
-                "epochs": self.epochs, **self.budget.identity(), **self.proxy_identity(),
+                "epochs": self.epochs, **extra, **self.budget.identity(), **self.proxy_identity(),
                 **self.space_identity()}
 
     def space_identity(self) -> dict[str, Any]:
@@ -108,14 +154,39 @@ class SearchConfig:
         Left out at their defaults so that studies created before they existed still
         resume; ``cuda_graphs`` changes speed only and is never part of it.
         """
-        defaults = {"train_fraction": 1.0}
+        defaults = {"train_fraction": 1.0, "width_multiplier": 1.0, "resolution": None}
         return {f"proxy.{name}": getattr(self, name) for name, default in defaults.items()
                 if getattr(self, name) != default}
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"study": self.study, "trials": self.trials, "device": self.device, **self.identity()}
+        data = {"study": self.study, "trials": self.trials, "device": self.device,
+                "backend": self.backend, **self.identity()}
+        if self.storage is not None:
+            # Never a password on disk: the database driver finds it in PGPASSWORD or ~/.pgpass.
+            data["storage"] = re.sub(r"://([^:/@]+):[^@]*@", r"://\1@", self.storage)
         if self.space is not None:
             data["space"] = str(self.space)
         if self.data_dir is not None:
             data["data_dir"] = str(self.data_dir)
+        if self.budget.hardware is not None:
+            data["hardware"] = self.budget.hardware
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "SearchConfig":
+        """The config ``to_dict`` wrote (a study's stored settings), with ``overrides`` applied.
+
+        ``optinas worker`` rebuilds the search's config this way, then sets its own
+        runs_dir, device and threads.
+        """
+        limits = {key[len("budget."):]: value for key, value in data.items()
+                  if key.startswith("budget.") and key != "budget.hardware"}
+        budget = Budget(**limits, hardware=data.get("budget.hardware", data.get("hardware")))
+        proxy = {key[len("proxy."):]: value for key, value in data.items() if key.startswith("proxy.")}
+        known = ("study", "task", "trials", "seed", "sampler", "objectives", "pruner", "epochs", "device",
+                 "space", "data_dir", "storage", "backend")
+        values = {key: data[key] for key in known if key in data}
+        values.setdefault("pruner", "none")  # stored only where it acts
+        if "objectives" in values:
+            values["objectives"] = tuple(values["objectives"])
+        return cls(**{**values, **proxy, "budget": budget, **overrides})

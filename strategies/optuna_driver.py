@@ -1,9 +1,10 @@
-"""The Optuna driver: accuracy against multiplications, resumable, under hard budgets.
+"""The Optuna driver: a resumable, budgeted search over one study, in one or many processes.
 
-The study lives in ``runs/<study>/study.db`` (SQLite). Rerunning the same command loads it:
-trials a killed process left RUNNING are marked failed ("interrupted") and enqueued again
-with the same parameters, completed trials are never trained again, and the loop runs until
-the study holds the requested number of finished trials.
+The study lives in ``runs/<study>/`` (a journal file; see ``storage.py``) or in a database
+given by ``--storage``. Rerunning the same command loads it: trials a killed process left
+RUNNING are failed ("interrupted") and their parameters queued again, completed trials are
+never trained again, and the workers run until the study holds the requested number of
+counted trials (see ``worker.py``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from search_space.errors import ConfigError
 
 from .config import SearchConfig
 from .files import read_toml, write_toml_atomic
-from .trial import TrialContext, TrialOutcome, run_trial
+from .samplers import make_sampler
+from .storage import is_database_url, open_storage
+from .trial import TrialContext
+from .worker import counts_toward, retry_trial, run_worker, trial_status
 
-__all__ = ["DIRECTIONS", "run_search", "open_study", "SearchSummary", "finished_trials"]
+__all__ = ["run_search", "open_study", "create_study", "SearchSummary", "finished_trials", "prepare",
+           "make_sampler", "CONFIG_ATTR"]
 
-DIRECTIONS = ("maximize", "minimize")  # validation accuracy, multiplications
-INTERRUPTED = "interrupted: the search process stopped during this trial; it was retried"
+CONFIG_ATTR = "optinas.config"  # the study's user attribute holding its SearchConfig
 
 
 @dataclass(frozen=True)
@@ -34,75 +38,68 @@ class SearchSummary:
     failed: int
     front: tuple[int, ...]
     seconds: float
+    pruned: int = 0
 
 
-def make_sampler(name: str, seed: int):
-    """The sampler chosen by name. Budgets reach every sampler as trial constraints."""
-    import warnings
-
+def make_pruner(config: SearchConfig):
+    """The pruner of a single-objective search (Optuna prunes on one reported value)."""
     import optuna
 
-    samplers = {
-        # Multivariate, grouped TPE models the conditional per-pattern parameters jointly.
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, population_size=16),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-    }
-    if name not in samplers:
-        raise ConfigError(f"--sampler must be one of {', '.join(samplers)}; got {name!r}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # ``group`` is stable in use
-        return samplers[name]()
+    if not config.prunes:
+        return optuna.pruners.NopPruner()
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
+    # Median: stop a trial whose accuracy after an epoch is below the median of earlier
+    # trials at that epoch; the first epoch is never judged (it is mostly warm-up).
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
-def storage_url(run_dir: Path) -> str:
-    return f"sqlite:///{(run_dir / 'study.db').resolve()}"
+def _retry_stale(study, trial) -> None:
+    """Heartbeat callback: a worker went silent mid-trial; queue its parameters again."""
+    retry_trial(study, trial, mark=False)
 
 
-def open_study(run_dir: Path, study_name: str, sampler=None, create: bool = False):
-    """Load (or with ``create``, create or load) the study stored in ``run_dir``."""
+def open_study(run_dir: Path, study_name: str, sampler=None, url: str | None = None, pruner=None):
+    """Load the existing study stored in ``run_dir`` (or at the database ``url``)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(storage_url(run_dir))
-    if create:
-        return optuna.create_study(storage=storage, study_name=study_name, directions=list(DIRECTIONS),
-                                   sampler=sampler, load_if_exists=True)
-    return optuna.load_study(storage=storage, study_name=study_name, sampler=sampler)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if url is None and (run_dir / "config.toml").exists():
+        url = read_toml(run_dir / "config.toml").get("storage")
+    storage = open_storage(run_dir, url, on_stale=_retry_stale)
+    return optuna.load_study(storage=storage, study_name=study_name, sampler=sampler, pruner=pruner)
 
 
-def _is_counted(frozen_trial) -> bool:
-    from optuna.trial import TrialState
+def create_study(config: SearchConfig, sampler=None):
+    """Create the study of ``config`` (or load it when it exists), with its config attached."""
+    import optuna
 
-    if frozen_trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return frozen_trial.state == TrialState.FAIL and not frozen_trial.user_attrs.get("interrupted")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(config.run_dir, config.storage, on_stale=_retry_stale)
+    directions = [objective.direction for objective in config.objective_list]
+    study = optuna.create_study(storage=storage, study_name=config.study, directions=directions,
+                                sampler=sampler, pruner=make_pruner(config), load_if_exists=True)
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is not None:
+        _check_same(stored, config)
+    study.set_user_attr(CONFIG_ATTR, config.to_dict())  # workers elsewhere read it (trials may grow)
+    return study
 
 
 def finished_trials(study) -> list:
-    """Trials that count toward the requested number (interrupted ones are retried, not counted)."""
-    return [t for t in study.get_trials(deepcopy=False) if _is_counted(t)]
+    """Trials that count toward the requested number (interrupted and surplus ones do not)."""
+    return [trial for trial in study.get_trials(deepcopy=False) if counts_toward(trial)]
 
 
-def recover_interrupted(study) -> int:
-    """Fail and re-enqueue the trials a killed process left RUNNING; returns how many."""
+def recover_interrupted(study, worker: str | None = None) -> int:
+    """Fail and re-queue the RUNNING trials of a dead process (all, or those of ``worker``)."""
     from optuna.trial import TrialState
 
-    storage = study._storage  # the study's own storage object; its methods are public API
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [trial for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+             if worker is None or trial.user_attrs.get("worker") == worker]
     for trial in stale:
-        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-        storage.set_trial_user_attr(trial._trial_id, "failure", INTERRUPTED)
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        if trial.params or trial.user_attrs.get("preset"):
-            study.enqueue_trial(trial.params, user_attrs=_retry_attrs(trial))
+        retry_trial(study, trial)
     return len(stale)
-
-
-def _retry_attrs(trial) -> dict:
-    """User attributes of a retried trial: where it came from, and the preset it evaluates."""
-    preset = trial.user_attrs.get("preset")
-    return {"retry_of": trial.number, **({"preset": preset} if preset else {})}
 
 
 def enqueue_presets(study, names) -> int:
@@ -121,28 +118,33 @@ def enqueue_presets(study, names) -> int:
     return added
 
 
-def _check_resume(config: SearchConfig) -> None:
-    """A resumed study must have been created with the same search-defining settings."""
-    path = config.run_dir / "config.toml"
-    if not path.exists():
-        return
-    stored = read_toml(path)
+def _check_same(stored: dict, config: SearchConfig) -> None:
+    """A study joined or resumed must have been created with the same search-defining settings."""
+    stored = {"objectives": ["accuracy", "mults"], **stored}  # studies older than --objectives
     for key, value in config.identity().items():
         if stored.get(key) != value:
             raise ConfigError(
-                f"runs/{config.study} was created with {key} = {stored.get(key)!r}, not {value!r}; "
+                f"study {config.study!r} was created with {key} = {stored.get(key)!r}, not {value!r}; "
                 f"rerun with the same settings to resume, or choose a new --study"
             )
     for key in stored:
-        if key.startswith(("budget.", "proxy.", "space.")) and key not in config.identity():
-            raise ConfigError(
-                f"runs/{config.study} was created with {key} = {stored[key]!r}; rerun with the same "
-                "budget to resume, or choose a new --study"
-            )
+        if key.startswith(("budget.", "proxy.", "space.")) or key == "pruner":
+            if key not in config.identity():
+                raise ConfigError(
+                    f"study {config.study!r} was created with {key} = {stored[key]!r}; rerun with the "
+                    "same settings to resume, or choose a new --study"
+                )
 
 
-def prepare(config: SearchConfig):
-    """Validate every input before anything is written under runs/."""
+def _check_resume(config: SearchConfig) -> None:
+    """The settings in runs/<study>/config.toml must match, before anything is written."""
+    path = config.run_dir / "config.toml"
+    if path.exists():
+        _check_same(read_toml(path), config)
+
+
+def prepare(config: SearchConfig, threads: int | None = None) -> TrialContext:
+    """Validate every input and load the task; nothing is written under runs/."""
     from evaluator import Fidelity, load_task, resolve_device
 
     from search_space import SearchSpace
@@ -151,7 +153,7 @@ def prepare(config: SearchConfig):
     if device.type == "cpu":
         import torch
 
-        torch.set_num_threads(config.cpu_threads)
+        torch.set_num_threads(threads or config.cpu_threads)
     task = load_task(config.task, seed=config.seed, data_dir=config.data_dir,
                      download=config.download)
     if task.kind != "classification":
@@ -161,10 +163,12 @@ def prepare(config: SearchConfig):
         )
     space = SearchSpace.from_toml(_input_spec(task), config.space)
     fidelity = Fidelity(epochs=config.epochs, train_fraction=config.train_fraction,
-                        cuda_graphs=config.cuda_graphs)
+                        cuda_graphs=config.cuda_graphs, width_multiplier=config.width_multiplier,
+                        resolution=config.resolution)
     _check_resume(config)
     return TrialContext(space=space, task=task, fidelity=fidelity, budget=config.budget,
-                        device=device, seed=config.seed, run_dir=config.run_dir)
+                        device=device, seed=config.seed, run_dir=config.run_dir,
+                        objectives=config.objective_list, prunes=config.prunes)
 
 
 def _input_spec(task):
@@ -174,71 +178,72 @@ def _input_spec(task):
     return InputSpec(channels=channels, height=height, width=width, classes=task.num_classes)
 
 
-def run_search(config: SearchConfig, show_progress: bool = True, presets=()) -> SearchSummary:
-    """Run (or resume) the search until ``config.trials`` trials have finished.
+def start_study(config: SearchConfig, presets=()):
+    """Validate, then create or resume the study: (context, study, interrupted trials retried).
 
-    ``presets`` (names from ``search_space.presets.PRESETS``) are enqueued as the first
-    trials, adapted to the task's input; a resumed study does not enqueue them twice.
+    On a local storage no other process can be running trials of this study, so every
+    RUNNING trial was left by a killed process and is retried now. In a database, workers
+    elsewhere may be alive: there the heartbeat decides.
     """
     from search_space.presets import preset
 
-    from .progress import SearchProgress
-    from .results import finalize
-
-    context = prepare(config)
+    context = prepare(config, threads=max(1, config.cpu_threads // config.workers))
     for name in presets:  # every preset must fit the task before anything is written
         preset(name, context.space.input)
-    started = time.perf_counter()
     config.run_dir.mkdir(parents=True, exist_ok=True)
     if not (config.run_dir / "config.toml").exists():
         write_toml_atomic(config.run_dir / "config.toml", config.to_dict())
-    study = open_study(config.run_dir, config.study, make_sampler(config.sampler, config.seed), create=True)
-    retried = recover_interrupted(study)
+    study = create_study(config, make_sampler(config.sampler, config.seed, len(config.objectives)))
+    retried = 0 if is_database_url(config.storage) else recover_interrupted(study)
     enqueue_presets(study, presets)
-    logging.getLogger("optinas").info("resumed %s (%d interrupted trials retried)", config.study, retried)
+    return context, study, retried
 
+
+def run_search(config: SearchConfig, show_progress: bool = True, presets=()) -> SearchSummary:
+    """Run (or resume) the search until the study holds ``config.trials`` counted trials.
+
+    ``presets`` (names from ``search_space.presets.PRESETS``) are enqueued as the first
+    trials, adapted to the task's input; a resumed study does not enqueue them twice.
+    With ``config.workers`` > 1 the trials run in that many worker processes.
+    """
+    if config.backend == "ray":
+        from .ray_backend import run_ray_search
+
+        return run_ray_search(config, show_progress=show_progress, presets=presets)
+    from .progress import SearchProgress
+    from .results import finalize
+
+    started = time.perf_counter()
+    context, study, retried = start_study(config, presets)
+    logging.getLogger("optinas").info("resumed %s (%d interrupted trials retried)", config.study, retried)
     with SearchProgress(config, already=len(finished_trials(study)), enabled=show_progress) as progress:
         if retried:
             progress.note(f"resuming: {retried} interrupted trial(s) will be retried")
-        while len(finished_trials(study)) < config.trials:
-            trial = study.ask()
-            try:
-                outcome = run_trial(trial, context)
-            except BaseException:
-                # Ctrl-C or a bug in optinas itself: leave the trial retryable, then stop.
-                study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-                study._storage.set_trial_user_attr(trial._trial_id, "failure", INTERRUPTED)
-                study.tell(trial, state=_fail_state())
-                study.enqueue_trial(trial.params, user_attrs=_retry_attrs(trial))
-                raise
-            _tell(study, trial, outcome)
-            progress.trial_done(trial.number, outcome, trial.user_attrs)
-            finalize(config.run_dir, study, exports=False)
+        if config.workers == 1:
+            def on_trial(study, frozen) -> None:
+                progress.trial_done(frozen)
+                finalize(config.run_dir, study, exports=False)
+
+            run_worker(study, context, config.trials, on_trial=on_trial)
+        else:
+            from .parallel import run_worker_processes
+
+            run_worker_processes(config, study, progress)
+    return summarize(config, study, started)
+
+
+def summarize(config: SearchConfig, study, started: float) -> SearchSummary:
+    """Write the final trials.jsonl, best/ and report, and count how the trials ended."""
+    from .results import finalize
 
     front = finalize(config.run_dir, study, exports=True)
-    counts = _status_counts(study)
-    return SearchSummary(run_dir=config.run_dir, finished=len(finished_trials(study)),
+    counted = finished_trials(study)
+    counts: dict[str, int] = {}
+    for trial in counted:
+        status = trial_status(trial)
+        counts[status] = counts.get(status, 0) + 1
+    return SearchSummary(run_dir=config.run_dir, finished=len(counted),
                          trained=counts.get("trained", 0) + counts.get("reused", 0),
                          infeasible=counts.get("infeasible", 0), failed=counts.get("failed", 0),
-                         front=tuple(front), seconds=time.perf_counter() - started)
-
-
-def _fail_state():
-    from optuna.trial import TrialState
-
-    return TrialState.FAIL
-
-
-def _tell(study, trial, outcome: TrialOutcome) -> None:
-    if outcome.values is None:
-        study.tell(trial, state=_fail_state())
-    else:
-        study.tell(trial, list(outcome.values))
-
-
-def _status_counts(study) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for trial in finished_trials(study):
-        status = trial.user_attrs.get("status", "failed")
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+                         pruned=counts.get("pruned", 0), front=tuple(front),
+                         seconds=time.perf_counter() - started)

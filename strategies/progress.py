@@ -41,19 +41,28 @@ class SearchProgress:
         if self.enabled:
             self.progress.console.print(text)
 
-    def trial_done(self, number: int, outcome, attrs: dict) -> None:
+    def trial_done(self, trial) -> None:
+        """One line for a finished trial (an ``optuna.trial.FrozenTrial``)."""
+        from .worker import trial_status
+
         if not self.enabled:
             return
+        attrs, status = trial.user_attrs, trial_status(trial)
         cost = attrs.get("cost", {})
-        if outcome.status in ("trained", "reused"):
-            accuracy = outcome.values[0]
+        if status in ("trained", "reused"):
+            accuracy = trial.values[0]
             self.best = max(self.best, accuracy)
             seconds = attrs.get("metrics", {}).get("wall_time_s", 0.0)
-            detail = f"val acc {accuracy:.4f}  {seconds:5.1f}s" + ("  (reused)" if outcome.status == "reused" else "")
-        elif outcome.status == "infeasible":
+            detail = f"val acc {accuracy:.4f}  {seconds:5.1f}s" + ("  (reused)" if status == "reused" else "")
+        elif status == "infeasible":
             detail = "over budget, not trained"
+        elif status == "pruned":
+            detail = f"pruned after epoch {attrs.get('pruned_at_epoch', '?')}"
+        elif status in ("interrupted", "surplus"):
+            return  # not counted; its parameters are queued again
         else:
-            detail = f"failed: {outcome.reason}"
+            detail = f"failed: {attrs.get('failure', 'unknown reason')}"
         self.progress.console.print(
-            f"trial {number:>4}  mults {_short(cost.get('mul', 0)):>8}  params {_short(cost.get('params', 0)):>7}  {detail}")
+            f"trial {trial.number:>4}  mults {_short(cost.get('mul', 0)):>8}  "
+            f"params {_short(cost.get('params', 0)):>7}  {detail}")
         self.progress.update(self.task, advance=1, best=self.best)

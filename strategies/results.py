@@ -7,10 +7,19 @@ from pathlib import Path
 
 from search_space import Genotype, count_cost, export_source
 
-from .files import replace_dir_atomic, write_jsonl_atomic, write_text_atomic
+from .files import read_toml, replace_dir_atomic, write_jsonl_atomic, write_text_atomic
+from .objectives import DEFAULT_OBJECTIVES, parse_objectives, pareto_indices
 from .trial import checkpoint_path
+from .worker import trial_status
 
-__all__ = ["trial_rows", "pareto_front", "finalize", "cost_table_text"]
+__all__ = ["trial_rows", "pareto_front", "finalize", "cost_table_text", "study_objectives"]
+
+
+def study_objectives(run_dir: Path):
+    """The objectives of the study in ``run_dir`` (config.toml; older studies: accuracy, mults)."""
+    path = run_dir / "config.toml"
+    names = read_toml(path).get("objectives", DEFAULT_OBJECTIVES) if path.exists() else DEFAULT_OBJECTIVES
+    return parse_objectives(list(names))
 
 
 def trial_rows(study) -> list[dict]:
@@ -23,7 +32,8 @@ def trial_rows(study) -> list[dict]:
         rows.append({
             "number": trial.number,
             "state": trial.state.name,
-            "status": attrs.get("status", "failed"),
+            "status": trial_status(trial),
+            "preset": attrs.get("preset"),
             "values": list(trial.values) if trial.values is not None else None,
             "params": trial.params,
             "hash": attrs.get("hash"),
@@ -34,7 +44,9 @@ def trial_rows(study) -> list[dict]:
             "latency_ms": attrs.get("latency_ms"),
             "constraints": attrs.get("constraints"),
             "metrics": attrs.get("metrics"),
-            "failure": attrs.get("failure"),
+            "failure": attrs.get("failure") or trial.system_attrs.get("fail_reason"),
+            "pruned_at_epoch": attrs.get("pruned_at_epoch"),
+            "sparsity": attrs.get("sparsity"),
             "reused_from": attrs.get("reused_from"),
             "retry_of": attrs.get("retry_of"),
             "started": trial.datetime_start.isoformat() if trial.datetime_start else None,
@@ -43,22 +55,21 @@ def trial_rows(study) -> list[dict]:
     return rows
 
 
-def _dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    # Maximise accuracy (index 0), minimise multiplications (index 1).
-    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+def pareto_front(rows: list[dict], objectives=None) -> list[dict]:
+    """Feasible trained trials no other dominates; one per genotype, sorted by the first cost.
 
-
-def pareto_front(rows: list[dict]) -> list[dict]:
-    """Feasible trained trials no other dominates; one per genotype, by accuracy then cost."""
+    ``objectives`` gives the meaning of each row's values (default: accuracy, mults).
+    """
+    objectives = objectives or parse_objectives(list(DEFAULT_OBJECTIVES))
     candidates = {}
     for row in rows:
         if row["status"] != "trained" or row["values"] is None:
             continue
         candidates.setdefault(row["hash"], row)
     points = list(candidates.values())
-    front = [row for row in points
-             if not any(_dominates(tuple(other["values"]), tuple(row["values"])) for other in points)]
-    return sorted(front, key=lambda row: (row["values"][1], -row["values"][0]))
+    front = [points[i] for i in pareto_indices([row["values"] for row in points], objectives)]
+    key = 1 if len(objectives) > 1 else 0
+    return sorted(front, key=lambda row: (row["values"][key], -row["values"][0]))
 
 
 def cost_table_text(genotype: Genotype, cost=None, hardware=None) -> str:
@@ -69,12 +80,12 @@ def cost_table_text(genotype: Genotype, cost=None, hardware=None) -> str:
     return cost_table(cost)
 
 
-def _export_trial(run_dir: Path, row: dict, folder: Path) -> None:
+def _export_trial(run_dir: Path, row: dict, folder: Path, objectives) -> None:
     genotype = Genotype.from_dict(row["genotype"])
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "genotype.json", genotype.to_json(indent=2) + "\n")
-    title = (f"Trial {row['number']} of an optinas search: validation accuracy "
-             f"{row['values'][0]:.4f}, {int(row['values'][1]):,} multiplications per image.")
+    scores = ", ".join(f"{objective.label} {value:,.4g}" for objective, value in zip(objectives, row["values"]))
+    title = f"Trial {row['number']} of an optinas search: {scores}."
     write_text_atomic(folder / "model.py", export_source(genotype, "model.py", title=title))
     write_text_atomic(folder / "cost.txt", cost_table_text(genotype, hardware=row.get("hardware")))
     source = checkpoint_path(run_dir, row["number"])
@@ -82,11 +93,13 @@ def _export_trial(run_dir: Path, row: dict, folder: Path) -> None:
         shutil.copyfile(source, folder / "weights.pt")
 
 
-def export_front(run_dir: Path, front: list[dict]) -> None:
+def export_front(run_dir: Path, front: list[dict], objectives=None) -> None:
     """Rebuild best/ so that it holds exactly the current front (swapped in atomically)."""
+    objectives = objectives or study_objectives(run_dir)
+
     def fill(staging: Path) -> None:
         for row in front:
-            _export_trial(run_dir, row, staging / str(row["number"]))
+            _export_trial(run_dir, row, staging / str(row["number"]), objectives)
 
     replace_dir_atomic(run_dir / "best", fill)
 
@@ -95,10 +108,11 @@ def finalize(run_dir: Path, study, exports: bool) -> list[int]:
     """Write trials.jsonl (always) and, with ``exports``, best/ and report.html."""
     rows = trial_rows(study)
     write_jsonl_atomic(run_dir / "trials.jsonl", rows)
-    front = pareto_front(rows)
+    objectives = study_objectives(run_dir)
+    front = pareto_front(rows, objectives)
     if exports:
         from .report import write_report
 
-        export_front(run_dir, front)
-        write_report(run_dir, rows, front, study_name=study.study_name)
+        export_front(run_dir, front, objectives)
+        write_report(run_dir, rows, front, study_name=study.study_name, study=study)
     return [row["number"] for row in front]

@@ -2,6 +2,12 @@
 
 Everything a trial learns is stored on the Optuna trial as user attributes, so the study's
 storage alone is enough to rebuild ``trials.jsonl``, the report and the exports.
+
+``trial`` is duck-typed: an ``optuna.Trial`` in the Optuna backend, a recording adapter in the
+Ray backend. It needs ``number``, ``params``, ``user_attrs``, ``set_user_attr``,
+``set_constraint``, the ``suggest_*`` calls of the search space, ``report`` and
+``should_prune`` (when the context prunes), and optionally ``study`` (to reuse the result of
+an identical genotype trained before).
 """
 
 from __future__ import annotations
@@ -14,11 +20,16 @@ from typing import Any
 import torch
 
 from search_space import Genotype, SearchSpace, build_model, count_cost
+from search_space.sparsity import sparsity_stats
 
 from .budgets import Budget, measure_latency_ms
 from .files import write_bytes_atomic
 
-__all__ = ["TrialContext", "TrialOutcome", "Screened", "screen", "candidate", "run_trial", "checkpoint_path"]
+__all__ = ["TrialContext", "TrialOutcome", "Screened", "screen", "candidate", "run_trial", "checkpoint_path",
+           "STATUSES"]
+
+# How a trial ended, as recorded in its "status" user attribute.
+STATUSES = ("trained", "reused", "infeasible", "pruned", "failed")
 
 
 @dataclass(frozen=True)
@@ -32,14 +43,20 @@ class TrialContext:
     device: torch.device
     seed: int
     run_dir: Path
+    objectives: tuple = ()  # strategies.objectives.Objective records, in value order
+    prunes: bool = False  # report per-epoch accuracy and stop when the pruner says so
+
+    @property
+    def needs_latency(self) -> bool:
+        return self.budget.needs_latency or any(o.name == "latency" for o in self.objectives)
 
 
 @dataclass(frozen=True)
 class TrialOutcome:
     """How a trial ended: the objective values to tell, or a failure reason."""
 
-    status: str  # "trained", "reused", "infeasible" or "failed"
-    values: tuple[float, float] | None = None
+    status: str  # one of STATUSES
+    values: tuple[float, ...] | None = None
     reason: str = ""
     genotype: Genotype | None = None
 
@@ -48,8 +65,11 @@ def checkpoint_path(run_dir: Path, number: int) -> Path:
     return run_dir / "checkpoints" / f"{number}.pt"
 
 
-def _earlier_result(study, genotype_hash: str, number: int) -> Any | None:
+def _earlier_result(trial, genotype_hash: str) -> Any | None:
     """A finished trial that already trained this exact genotype (same hash), if any."""
+    study, number = getattr(trial, "study", None), trial.number
+    if study is None:
+        return None
     for earlier in study.get_trials(deepcopy=False):
         attrs = earlier.user_attrs
         if (earlier.number != number and attrs.get("hash") == genotype_hash
@@ -68,6 +88,7 @@ class Screened:
     feasible: bool
     model: torch.nn.Module | None = None
     failure: str = ""
+    latency_ms: float | None = None
 
 
 def screen(trial, context: TrialContext) -> Screened:
@@ -76,7 +97,8 @@ def screen(trial, context: TrialContext) -> Screened:
     Records the genotype, its cost (both views, on the budget's hardware) and one constraint
     per limit on ``trial`` (Optuna >= 5 reads ``Trial.set_constraint`` values, so samplers
     learn the feasible region). Latency is measured only for a candidate that meets every
-    analytic limit, on a model built under the trial's seed.
+    analytic limit (or for every candidate when latency is an objective), on a model built
+    under the trial's seed.
     """
     genotype = candidate(trial, context)
     budget = context.budget
@@ -87,8 +109,9 @@ def screen(trial, context: TrialContext) -> Screened:
     trial.set_user_attr("cost", cost.total)
     trial.set_user_attr("cost_paper", cost.paper)
     violations = budget.violations(cost)
-    model, failure = None, ""
-    if budget.needs_latency and all(violation <= 0 for violation in violations.values()):
+    model, failure, latency = None, "", None
+    latency_is_objective = any(objective.name == "latency" for objective in context.objectives)
+    if context.needs_latency and (latency_is_objective or all(v <= 0 for v in violations.values())):
         try:
             torch.manual_seed(context.seed + trial.number)
             model = build_model(genotype)
@@ -104,7 +127,7 @@ def screen(trial, context: TrialContext) -> Screened:
     feasible = not failure and all(violation <= 0 for violation in violations.values())
     if not feasible and not failure:
         trial.set_user_attr("status", "infeasible")
-    return Screened(genotype, cost, feasible, model, failure)
+    return Screened(genotype, cost, feasible, model, failure, latency)
 
 
 def candidate(trial, context: TrialContext) -> Genotype:
@@ -129,40 +152,70 @@ def _crash_reason(error: Exception, trial, context: TrialContext) -> str:
 
 
 def run_trial(trial, context: TrialContext) -> TrialOutcome:
-    """Run one trial; never raises for a candidate's own failure (NaN, OOM, crash)."""
-    from evaluator import TrialFailed, evaluate
+    """Run one trial; never raises for a candidate's own failure (NaN, OOM, crash).
+
+    Raises ``optuna.TrialPruned`` when the context prunes and the pruner stops the trial
+    (after the trial has been marked "pruned").
+    """
+    from evaluator import TrialFailed, evaluate, proxy_genotype
 
     screened = screen(trial, context)
     genotype, cost = screened.genotype, screened.cost
     if screened.failure:
         return _failed(trial, screened.failure, genotype)
     if not screened.feasible:
-        # Never trained: accuracy 0 keeps it dominated; the constraint tells the sampler why.
-        return TrialOutcome("infeasible", (0.0, float(cost.mults)), genotype=genotype)
+        # Never trained: the worst accuracy keeps it dominated; the constraint tells the sampler why.
+        return TrialOutcome("infeasible", _values(context, cost, None, screened.latency_ms), genotype=genotype)
 
-    earlier = _earlier_result(trial.study, genotype.hash, trial.number)
+    earlier = _earlier_result(trial, genotype.hash)
     if earlier is not None:
         trial.set_user_attr("status", "reused")
         trial.set_user_attr("reused_from", earlier.user_attrs.get("reused_from", earlier.number))
         trial.set_user_attr("metrics", earlier.user_attrs.get("metrics", {}))
         return TrialOutcome("reused", tuple(earlier.values), genotype=genotype)
 
+    trained = proxy_genotype(genotype, context.fidelity)  # the genotype itself unless a proxy is set
     try:
-        model = screened.model
+        model = screened.model if trained is genotype else None
         if model is None:
             torch.manual_seed(context.seed + trial.number)
-            model = build_model(genotype)
-        result = evaluate(model, context.task, context.fidelity, device=context.device, seed=context.seed)
+            model = build_model(trained)
+        result = evaluate(model, context.task, context.fidelity, device=context.device, seed=context.seed,
+                          on_epoch=_pruning_reporter(trial) if context.prunes else None)
     except TrialFailed as failure:
         return _failed(trial, str(failure), genotype)
-    except Exception as error:  # a crash in one candidate must not end the search
+    except Exception as error:
+        if type(error).__name__ == "TrialPruned":  # optuna's, raised by the reporter below
+            raise
+        # A crash in one candidate must not end the search.
         return _failed(trial, _crash_reason(error, trial, context), genotype)
 
-    buffer = _state_bytes(model)
-    write_bytes_atomic(checkpoint_path(context.run_dir, trial.number), buffer)
+    if trained is genotype:  # proxy-trained weights do not fit the real architecture
+        write_bytes_atomic(checkpoint_path(context.run_dir, trial.number), _state_bytes(model))
     trial.set_user_attr("status", "trained")
     trial.set_user_attr("metrics", result.to_dict())
-    return TrialOutcome("trained", (result.val_accuracy, float(cost.mults)), genotype=genotype)
+    trial.set_user_attr("sparsity", sparsity_stats(model))
+    return TrialOutcome("trained", _values(context, cost, result.val_accuracy, screened.latency_ms),
+                        genotype=genotype)
+
+
+def _values(context: TrialContext, cost, accuracy: float | None, latency_ms: float | None) -> tuple[float, ...]:
+    from .objectives import objective_values
+
+    return objective_values(context.objectives, cost.total, 0.0 if accuracy is None else accuracy, latency_ms)
+
+
+def _pruning_reporter(trial):
+    """The evaluator's per-epoch callback: report validation accuracy, stop if told to."""
+    def report(epoch: int, accuracy: float) -> None:
+        trial.report(accuracy, epoch)
+        if trial.should_prune():
+            import optuna
+
+            trial.set_user_attr("status", "pruned")
+            trial.set_user_attr("pruned_at_epoch", epoch + 1)
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at validation accuracy {accuracy:.4f}")
+    return report
 
 
 def _failed(trial, reason: str, genotype: Genotype) -> TrialOutcome:

@@ -191,13 +191,22 @@ def _adder_chunk_grad_cols(cols, w2, g_cols, buf):
 
 
 def adder2d_forward_cpu(
-    x, weight, stride, padding, p, chunk_bytes=2 << 20, block_bytes=2 << 20
+    x,
+    weight,
+    stride,
+    padding,
+    p,
+    chunk_bytes=2 << 20,
+    block_bytes=2 << 20,
+    distances=_adder_chunk_distances,
 ):
     """Y = -sum_k |X_l - F|^p (eq. 20) with bounded memory; (N, O, Ho, Wo) like x.
 
     Besides the output, memory is a few reused buffers: a padded channels-last chunk of
     x and its (images x Ho x Wo, K) patches (at most ``chunk_bytes``, at least one image)
     and one (rows, O, K) block (at most ``block_bytes``, at least one row).
+    ``distances(cols, w2, p, buf, out)`` fills one chunk's (R, O) distances; a fused
+    kernel (``adder_compiled``) replaces the blocked one and passes ``block_bytes=0``.
     """
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
@@ -214,18 +223,27 @@ def adder2d_forward_cpu(
         r = x_chunk.shape[0] * ho * wo
         xp_chunk = _adder_load_chunk(x_chunk, padding, xp)
         chunk = _adder_patches(xp_chunk, (kh, kw), stride, (ho, wo), cols[:r])
-        _adder_chunk_distances(chunk, w2, p, buf, dist[:r])
+        distances(chunk, w2, p, buf, dist[:r])
         y[n0 : n0 + x_chunk.shape[0]] = dist[:r].neg_().view(-1, ho, wo, o).permute(0, 3, 1, 2)
     return y
 
 
 def adder2d_backward_cpu(
-    x, weight, grad, stride, padding, need_input_grad=True, chunk_bytes=2 << 20, block_bytes=2 << 20
+    x,
+    weight,
+    grad,
+    stride,
+    padding,
+    need_input_grad=True,
+    chunk_bytes=2 << 20,
+    block_bytes=2 << 20,
+    grad_cols=_adder_chunk_grad_cols,
 ):
     """(dX, dF) for upstream gradient ``grad``: eq. 21 (HardTanh) and eq. 5 (G^T X - F sum G).
 
     dX is None when ``need_input_grad`` is False (that skips the costly part). Buffers
-    are those of ``adder2d_forward_cpu`` plus a padded chunk of dX.
+    are those of ``adder2d_forward_cpu`` plus a padded chunk of dX. ``grad_cols(cols,
+    w2, g_cols, buf)`` overwrites one chunk's patches with their eq. 21 gradient.
     """
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
@@ -247,7 +265,7 @@ def adder2d_backward_cpu(
         g_cols = grad[n0 : n0 + m].to(dtype).permute(0, 2, 3, 1).reshape(r, o)
         dw.addmm_(g_cols.t(), chunk)  # G^T X, the first term of eq. 5
         if need_input_grad:
-            _adder_chunk_grad_cols(chunk, w2, g_cols, buf)  # chunk now holds dX patches
+            grad_cols(chunk, w2, g_cols, buf)  # chunk now holds dX patches
             _adder_fold_add(dxp[:m].zero_(), chunk, (kh, kw), stride, (ho, wo))
             dx_chunk = dxp[:m, padding : padding + h, padding : padding + w]
             dx[n0 : n0 + m] = dx_chunk.permute(0, 3, 1, 2)

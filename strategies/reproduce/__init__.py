@@ -15,7 +15,7 @@ from pathlib import Path
 from search_space.errors import ConfigError
 
 __all__ = ["ReproduceOptions", "Experiment", "EXPERIMENTS", "get_experiment", "list_text",
-           "parse_depths", "reproduce"]
+           "parse_depths", "reproduce", "write_experiment"]
 
 MAX_DEPTH = 200
 
@@ -33,6 +33,7 @@ class ReproduceOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         runs_dir: Results go to ``runs_dir/reproduce/NAME/``.
         quiet: No progress lines.
+        data_dir: Where an experiment on a real data set finds it (``--data-dir``).
     """
 
     fast: bool = False
@@ -43,6 +44,7 @@ class ReproduceOptions:
     device: str = "auto"
     runs_dir: Path = Path("runs")
     quiet: bool = False
+    data_dir: str | None = None
 
     def __post_init__(self) -> None:
         for flag, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
@@ -55,7 +57,7 @@ class ReproduceOptions:
 
     def given(self) -> set[str]:
         """The optional flags set (not None), by their option name."""
-        return {name for name in ("epochs", "depths", "batch_size") if getattr(self, name) is not None}
+        return {name for name in ("epochs", "depths", "batch_size", "data_dir") if getattr(self, name) is not None}
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class Experiment:
         name: What ``optinas reproduce NAME`` takes.
         summary: One line for ``--list``: the seed, the table or figure, the setting.
         module: The module (inside this package) whose ``run(options, folder)`` runs it.
-        accepts: The optional flags it understands (``epochs``, ``depths``, ``batch_size``).
+        accepts: The optional flags it understands (``epochs``, ``depths``, ``batch_size``,
+            ``data_dir``).
     """
 
     name: str
@@ -86,8 +89,16 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
     Experiment("optnet-table2",
                "seed 004 Table 2: MSE vs depth (10-40) of GD/HB/AGD/AGD2/ADMM-inspired sigmoid nets "
-               "on 10,000 random N(0, I) pairs, 1,000 epochs",
+               "on 10,000 random N(0, I) pairs, 1,000 epochs; no data needed; ~3 h on one CPU core",
                "optnet_table2", frozenset({"epochs", "depths", "batch_size"})),
+    Experiment("adder-toys",
+               "seed 000 Figs. 4-6: two-layer FC nets vs AdderNets on the 2-D toys (unit ball, two "
+               "balls, x*y sign), 10,000 iterations; no data needed; ~10 min on one CPU core",
+               "adder_toys", frozenset({"batch_size"})),
+    Experiment("cifar10-compare",
+               "seed 000 Table 2 (ResNet-20: CNN, AdderNet, BNN) and seed 004 Table 4 (ResNet vs HB-Net) "
+               "on CIFAR-10, 40 epochs each; needs --data-dir (or OPTINAS_DATA); ~1.5 h on one GPU",
+               "cifar10_compare", frozenset({"epochs", "batch_size", "data_dir"})),
 )}
 
 
@@ -117,3 +128,15 @@ def parse_depths(text: str) -> tuple[int, ...]:
 def reproduce(name: str, options: ReproduceOptions) -> str:
     """Runs experiment ``name`` and returns its summary; see :class:`ReproduceOptions`."""
     return get_experiment(name).run(options)
+
+
+def write_experiment(folder: Path, document: dict, markdown: str, figure: str) -> None:
+    """Replaces ``folder`` with table.json, table.md and figure.html in one atomic swap."""
+    from ..files import replace_dir_atomic, write_json_atomic, write_text_atomic
+
+    def fill(staging: Path) -> None:
+        write_text_atomic(staging / "table.md", markdown)
+        write_json_atomic(staging / "table.json", document)
+        write_text_atomic(staging / "figure.html", figure)
+
+    replace_dir_atomic(folder, fill)

@@ -35,7 +35,7 @@ def test_search_writes_the_runs_layout(finished_run):
     config, summary = finished_run
     run = config.run_dir
     assert summary.finished == 5
-    for name in ("config.toml", "study.db", "trials.jsonl", "report.html"):
+    for name in ("config.toml", "study.journal", "trials.jsonl", "report.html"):
         assert (run / name).is_file(), name
     rows = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
     assert [row["number"] for row in rows] == list(range(5))
@@ -127,26 +127,21 @@ def test_a_diverging_candidate_fails_with_its_reason_and_the_search_goes_on(tmp_
     assert rows[1]["state"] == "FAIL" and "loss became nan" in rows[1]["failure"]
 
 
-def _count_done(run_dir):
-    """(completed trials, running trials that are training) read straight from SQLite.
+def _count_done(run_dir, name):
+    """(completed trials, running trials that are training), read from the study's journal."""
+    import optuna
 
-    Read-only on purpose: opening the study through Optuna would create its tables, racing
-    the search process that is creating them.
-    """
-    import sqlite3
-
-    path = run_dir / "study.db"
+    path = run_dir / "study.journal"
     if not path.exists():
         return 0, 0
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
-            completed = connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
-            # A running trial with a hash has sampled its whole genotype and is training.
-            training = connection.execute(
-                "SELECT COUNT(*) FROM trials JOIN trial_user_attributes USING (trial_id) "
-                "WHERE state = 'RUNNING' AND key = 'hash'").fetchone()[0]
-    except sqlite3.Error:  # tables not created yet, or locked for a moment
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:  # the study is not created yet
         return 0, 0
+    completed = sum(t.state.name == "COMPLETE" for t in trials)
+    # A running trial with a hash has sampled its whole genotype and is training.
+    training = sum(t.state.name == "RUNNING" and "hash" in t.user_attrs for t in trials)
     return completed, training
 
 
@@ -158,7 +153,7 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
     run_dir = tmp_path / "k"
     deadline = time.time() + 180
     while time.time() < deadline:
-        completed, running = _count_done(run_dir)
+        completed, running = _count_done(run_dir, "k")
         if completed >= 1 and running == 1:
             break
         assert process.poll() is None, process.stderr.read().decode()

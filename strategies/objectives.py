@@ -1,0 +1,104 @@
+"""What a search optimises: validation accuracy (maximised) and hardware costs (minimised).
+
+``--objectives accuracy`` is a single-objective search (budgets still apply as constraints,
+and per-epoch pruning is available); ``--objectives accuracy,energy`` is a Pareto search.
+The order given is the order of the values told to Optuna, so ``trial.values[i]`` belongs to
+``objectives[i]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from search_space.errors import ConfigError
+
+__all__ = ["Objective", "OBJECTIVES", "DEFAULT_OBJECTIVES", "parse_objectives", "objective_values",
+           "directions", "dominates", "pareto_indices"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: its name on the command line, direction, and where its value comes from.
+
+    ``cost_key`` names the field of ``Cost.total`` it reads; accuracy reads the trained
+    model's validation accuracy and latency the measured batch-1 forward time instead.
+    """
+
+    name: str
+    direction: str  # "maximize" or "minimize"
+    label: str  # axis title in the report
+    cost_key: str | None = None
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    @property
+    def worst(self) -> float:
+        """The value an untrained (infeasible) candidate reports for a maximised objective."""
+        return 0.0
+
+
+OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
+    Objective("accuracy", "maximize", "validation accuracy"),
+    Objective("mults", "minimize", "multiplications per image", "mul"),
+    Objective("energy", "minimize", "energy per image (pJ)", "energy_pj"),
+    Objective("params", "minimize", "parameters", "params"),
+    Objective("storage", "minimize", "storage (bits)", "storage_bits"),
+    Objective("latency", "minimize", "batch-1 latency (ms)"),
+)}
+DEFAULT_OBJECTIVES = ("accuracy", "mults")
+
+
+def parse_objectives(text: str | list | tuple) -> tuple[Objective, ...]:
+    """'accuracy,energy' -> the objectives, in order; accuracy must be one of them.
+
+    A search without accuracy would only ever find the empty network, so it is refused.
+    """
+    names = [name.strip() for name in text.split(",")] if isinstance(text, str) else list(text)
+    unknown = [name for name in names if name not in OBJECTIVES]
+    if unknown or not names:
+        raise ConfigError(f"--objectives must be a comma-separated list of {', '.join(OBJECTIVES)}; "
+                          f"got {text!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--objectives names an objective twice: {text!r}")
+    if "accuracy" not in names:
+        raise ConfigError(f"--objectives must include accuracy (the others are costs to trade it "
+                          f"against); got {text!r}")
+    return tuple(OBJECTIVES[name] for name in names)
+
+
+def directions(objectives) -> list[str]:
+    return [objective.direction for objective in objectives]
+
+
+def objective_values(objectives, cost_total: dict, accuracy: float,
+                     latency_ms: float | None = None) -> tuple[float, ...]:
+    """The values to tell Optuna, in the order of ``objectives``."""
+    values = []
+    for objective in objectives:
+        if objective.name == "accuracy":
+            values.append(float(accuracy))
+        elif objective.name == "latency":
+            if latency_ms is None:
+                raise ValueError("the latency objective needs the measured latency")
+            values.append(float(latency_ms))
+        else:
+            values.append(float(cost_total[objective.cost_key]))
+    return tuple(values)
+
+
+def _as_minimised(values, objectives) -> tuple[float, ...]:
+    return tuple(-value if objective.maximize else value for value, objective in zip(values, objectives))
+
+
+def dominates(a, b, objectives) -> bool:
+    """Whether values ``a`` Pareto-dominate values ``b`` (no worse everywhere, better once)."""
+    a, b = _as_minimised(a, objectives), _as_minimised(b, objectives)
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def pareto_indices(points, objectives) -> list[int]:
+    """Indices of the points no other point dominates (ties all kept)."""
+    return [i for i, point in enumerate(points)
+            if not any(dominates(other, point, objectives) for j, other in enumerate(points) if j != i)]

@@ -1,0 +1,188 @@
+"""The Ray Tune backend (``optinas search --backend ray``): the same search, on a Ray cluster.
+
+Optuna still chooses the candidates (``OptunaSearch`` with the study's sampler and a
+define-by-run space, ``ray_trainable.SpaceFunction``); ASHA stops weak trials of
+single-objective searches from their per-epoch validation accuracy; each trial asks for
+``--cpus-per-trial`` CPUs and ``--gpus-per-trial`` GPUs (0.25: four trials share a GPU).
+
+Results land where the Optuna backend puts them: ``RayRecorder`` (``ray_records.py``), a
+Tune callback, writes every finished trial into the optinas study (``runs/<study>/``,
+``storage.open_storage``) and copies its checkpoint to ``runs/<study>/checkpoints/``; then
+``results.finalize`` writes trials.jsonl, best/ and the report. Tune's own experiment lives
+in ``runs/<study>/ray/<name>/``: rerunning the same command restores it
+(``Tuner.restore(resume_errored=True)``), so trials that finished are not trained again and
+the study reaches the requested number. ``FailureConfig(max_failures=2)`` retries a trial
+whose worker or node died; a candidate's own failure is a failed trial, never a Ray error.
+
+Ray is imported only here and only when this backend runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from search_space.errors import ConfigError
+
+from .config import SearchConfig
+
+__all__ = ["run_ray_search", "experiment_dir", "MAX_FAILURES"]
+
+MAX_FAILURES = 2  # retries of a trial whose worker or node died
+_EXPERIMENT = "tune"  # runs/<study>/ray/tune, then tune-2, ... when more trials are requested
+
+
+def experiment_dir(config: SearchConfig, round_: int = 1) -> Path:
+    return (config.run_dir / "ray" / (_EXPERIMENT if round_ == 1 else f"{_EXPERIMENT}-{round_}")).resolve()
+
+
+def _init_ray(config: SearchConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Snapshot the experiment state at every step, so that a killed driver restores every
+    # trial that finished (the default snapshots every >= 10 s); the state is a few kB.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # A failed candidate reports no objective values; Tune would call that a user error.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    try:
+        # "local" starts a private Ray: a bare ray.init() would join whichever cluster
+        # `ray start` last left on this machine.
+        ray.init(address=config.address or "local", include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False, configure_logging=True)
+    except ConnectionError as error:
+        raise ConfigError(f"--address {config.address!r}: no Ray cluster answered there ({error}); "
+                          "start one with `ray start --head` or leave --address out") from None
+
+
+def _searcher(config: SearchConfig, space_function):
+    from .ray_records import OptinasSearch
+    from .samplers import make_sampler
+
+    objectives = config.objective_list
+    metric = [o.name for o in objectives] if len(objectives) > 1 else objectives[0].name
+    mode = ["max" if o.maximize else "min" for o in objectives] if len(objectives) > 1 else \
+        ("max" if objectives[0].maximize else "min")
+    return OptinasSearch(space=space_function, metric=metric, mode=mode,
+                         sampler=make_sampler(config.sampler, config.seed, len(objectives)))
+
+
+def _scheduler(config: SearchConfig):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if not config.prunes:
+        return FIFOScheduler()
+    # time_attr "epoch": rungs at 1, 3, 9, ... epochs (reduction factor 3); a trial that
+    # reaches max_t has finished its training anyway.
+    return ASHAScheduler(time_attr="epoch", metric="accuracy", mode="max", max_t=config.epochs,
+                         grace_period=1, reduction_factor=3)
+
+
+def _trainable(config: SearchConfig):
+    from ray import tune
+
+    from .ray_trainable import train_candidate
+
+    resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(train_candidate, search=config), resources)
+
+
+def _run_round(config: SearchConfig, round_: int, samples: int, space_function, recorder) -> None:
+    """Run (or restore and finish) one Tune experiment of ``samples`` trials."""
+    from ray import tune
+
+    path = experiment_dir(config, round_)
+    if not tune.Tuner.can_restore(str(path)):
+        from ray.tune import CheckpointConfig, FailureConfig, RunConfig
+
+        run_config = RunConfig(
+            name=path.name, storage_path=str(path.parent), callbacks=[recorder], verbose=0,
+            failure_config=FailureConfig(max_failures=MAX_FAILURES),
+            checkpoint_config=CheckpointConfig(num_to_keep=1))
+        tuner = tune.Tuner(
+            _trainable(config), run_config=run_config,
+            tune_config=tune.TuneConfig(search_alg=_searcher(config, space_function),
+                                        scheduler=_scheduler(config), num_samples=samples,
+                                        reuse_actors=False))
+    else:
+        tuner = tune.Tuner.restore(str(path), trainable=_trainable(config), resume_errored=True)
+        # A restored Tuner brings back the callback pickled with it, an empty stub
+        # (RayRecorder.__getstate__); this run's recorder holds the open study.
+        tuner._local_tuner.get_run_config().callbacks = [recorder]
+    recorder.experiment = path
+    grid = tuner.fit()
+    recorder.reconcile(grid)
+
+
+def _start_study(config: SearchConfig, presets):
+    """Validate, then create or resume the optinas study (as ``optuna_driver.start_study``).
+
+    Unlike the Optuna backend, no trial of this study is ever RUNNING in its storage (a
+    Ray trial is written once it has finished), so there is nothing to recover here, and
+    the presets go to the searcher (``SpaceFunction``) rather than the study's queue.
+    """
+    from search_space.presets import preset
+
+    from .files import write_toml_atomic
+    from .optuna_driver import create_study, prepare
+
+    if config.storage is not None:
+        raise ConfigError("--storage is for `optinas worker` with the optuna backend; with --backend ray "
+                          "the study lives in runs/STUDY/ and Ray spreads the trials over the cluster")
+    if config.workers != 1:
+        raise ConfigError(f"--workers {config.workers} is for the optuna backend; with --backend ray use "
+                          "--cpus-per-trial and --gpus-per-trial to pack trials onto the cluster")
+    context = prepare(config)
+    for name in presets:  # every preset must fit the task before anything is written
+        preset(name, context.space.input)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    if not (config.run_dir / "config.toml").exists():
+        write_toml_atomic(config.run_dir / "config.toml", config.to_dict())
+    return context, create_study(config)
+
+
+def run_ray_search(config: SearchConfig, show_progress: bool = True, presets=()):
+    """Run (or restore) the search on Ray until the study holds ``config.trials`` trials.
+
+    Args:
+        config: The search; ``config.address`` picks the cluster (None starts a local Ray).
+        show_progress: One line per finished trial and a progress bar.
+        presets: Preset names evaluated as the first trials of a fresh study.
+
+    Returns:
+        The same ``SearchSummary`` as ``optuna_driver.run_search``.
+    """
+    from .optuna_driver import finished_trials, summarize
+    from .progress import SearchProgress
+    from .ray_records import RayRecorder
+    from .ray_trainable import SpaceFunction
+
+    started = time.perf_counter()
+    context, study = _start_study(config, presets)
+    _init_ray(config)
+    with SearchProgress(config, already=len(finished_trials(study)), enabled=show_progress) as progress:
+        recorder = RayRecorder(config, study, progress)
+        # Round 1 is the experiment of the requested trials; a later command asking for
+        # more trials adds round 2, 3, ... Each existing round is restored and finished first.
+        from ray import tune
+
+        round_ = 1
+        while True:
+            path = experiment_dir(config, round_)
+            before = len(finished_trials(study))
+            if not tune.Tuner.can_restore(str(path)):
+                if before >= config.trials:
+                    break
+                space_function = SpaceFunction(context.space, presets if round_ == 1 else (),
+                                               recorder.next_index())
+                _run_round(config, round_, config.trials - before, space_function, recorder)
+                if len(finished_trials(study)) == before:
+                    break  # nothing finished (every trial errored out in Ray): do not loop
+            else:
+                _run_round(config, round_, 0, None, recorder)
+            round_ += 1
+    return summarize(config, study, started)

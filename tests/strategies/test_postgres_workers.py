@@ -1,0 +1,199 @@
+"""`optinas worker`: processes on one study in PostgreSQL, and a worker killed mid-trial.
+
+Real processes on a real server: ``postgres_url`` (tests/strategies/conftest.py) starts
+PostgreSQL on loopback and the tests skip where it cannot. Each command is the CLI in a
+subprocess, as on a cluster; the test process only reads the database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TRIALS = 4
+# The cheapest real search: digits, one epoch, one thread, random sampling (no model to fit).
+SEARCH_FLAGS = ["--epochs", "1", "--device", "cpu", "--threads", "1", "--sampler", "random", "--quiet"]
+_WAIT_S = 240  # per phase; a loaded 2-core machine trains a 1-epoch digits candidate in seconds
+_PAUSE_S = 30  # longest pause of a process holding a trial: below storage.GRACE_S (40 s)
+
+
+def _spawn(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    """Start ``optinas ARGS`` (the repository first on the path, whatever is installed)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "strategies.cli", *args], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _finish(process: subprocess.Popen, log: Path) -> None:
+    try:
+        process.wait(timeout=_WAIT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"{process.args[3]} did not finish in {_WAIT_S} s:\n{log.read_text()[-3000:]}")
+    assert process.returncode == 0, log.read_text()[-3000:]
+
+
+def _rows(engine, sql: str) -> list:
+    """Rows of a query, or none while the search has not created the tables yet."""
+    import sqlalchemy
+
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sqlalchemy.text(sql)))
+    except sqlalchemy.exc.ProgrammingError:  # relation "studies" does not exist (yet)
+        return []
+
+
+def _wait_until(condition, processes, what: str, limit_s: float = _WAIT_S) -> None:
+    deadline = time.time() + limit_s
+    while not condition():
+        for process, log in processes:
+            assert process.poll() is None, f"{process.args[3]} exited early:\n{log.read_text()[-3000:]}"
+        if time.time() > deadline:
+            pytest.fail(f"waited {limit_s:.0f} s for {what}")
+        time.sleep(0.2)
+
+
+def _study_created(engine, study: str) -> bool:
+    """The study exists and holds its settings, so a worker can join it."""
+    return bool(_rows(engine, "SELECT 1 FROM studies JOIN study_user_attributes USING (study_id) "
+                              f"WHERE study_name = '{study}' AND key = 'optinas.config'"))
+
+
+def _training(engine, study: str) -> list:
+    """Numbers of RUNNING trials past sampling (they carry their genotype's hash)."""
+    return _rows(engine, "SELECT t.number FROM trials t JOIN studies USING (study_id) "
+                         "JOIN trial_user_attributes h ON h.trial_id = t.trial_id AND h.key = 'hash' "
+                         f"WHERE study_name = '{study}' AND t.state = 'RUNNING'")
+
+
+def _claimed_by(engine, study: str, tag: str) -> bool:
+    """Whether the worker process ``tag`` (host:pid) has started a trial of ``study``."""
+    return bool(_rows(engine, "SELECT 1 FROM trials JOIN studies USING (study_id) JOIN "
+                              "trial_user_attributes a USING (trial_id) WHERE a.key = 'worker' AND "
+                              f"a.value_json = '\"{tag}\"' AND study_name = '{study}'"))
+
+
+def _load(url: str, study: str):
+    import optuna
+
+    # No heartbeat here: the test process only reads, it must not fail anyone's trial.
+    return optuna.load_study(study_name=study, storage=optuna.storages.RDBStorage(url))
+
+
+@pytest.fixture
+def engine(postgres_url):
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(postgres_url, poolclass=sqlalchemy.pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+def test_a_search_and_a_worker_complete_the_study_once(tmp_path, postgres_url, engine):
+    from strategies.optuna_driver import finished_trials
+    from strategies.worker import trial_status
+
+    logs = tmp_path / "search.log", tmp_path / "worker.log"
+    search = _spawn(["search", "--study", "shared", "--storage", postgres_url, "--trials", str(TRIALS),
+                     "--runs-dir", str(tmp_path / "search-runs"), *SEARCH_FLAGS], tmp_path, logs[0])
+    worker = None
+    try:
+        _wait_until(lambda: _study_created(engine, "shared") and _training(engine, "shared"),
+                    [(search, logs[0])], "the search's first trial")
+        # Hold the search inside its trial until the worker has claimed one of its own: one
+        # candidate trains in about a second, far less than a worker takes to start, so
+        # otherwise the search could finish alone. The pause stays well inside GRACE_S.
+        os.kill(search.pid, signal.SIGSTOP)
+        try:
+            # The worker gets only the name and the URL: every other setting comes from the study.
+            worker = _spawn(["worker", "--study", "shared", "--storage", postgres_url, "--threads", "1",
+                             "--runs-dir", str(tmp_path / "worker-runs"), "--quiet"], tmp_path, logs[1])
+            tag = f"{socket.gethostname()}:{worker.pid}"
+            _wait_until(lambda: _claimed_by(engine, "shared", tag), [(worker, logs[1])],
+                        "the worker's first trial", limit_s=_PAUSE_S)
+        finally:
+            os.kill(search.pid, signal.SIGCONT)
+        _finish(worker, logs[1])
+        _finish(search, logs[0])
+    finally:
+        for process in filter(None, (search, worker)):
+            process.kill()
+            process.wait()
+
+    study = _load(postgres_url, "shared")
+    trials = study.get_trials()
+    counted = finished_trials(study)
+    # No loss: exactly the requested number counts, each with its result.
+    assert len(counted) == TRIALS
+    for trial in counted:
+        assert trial.state.name == "COMPLETE" and len(trial.values) == len(study.directions)
+        assert trial_status(trial) in ("trained", "reused") and trial.user_attrs["metrics"]
+    # No duplicates: no genotype trained twice (a repeat reuses the earlier result instead).
+    trained = [trial.user_attrs["hash"] for trial in counted if trial_status(trial) == "trained"]
+    assert len(trained) == len(set(trained))
+    # Anything else is a surplus ask that stepped back (two workers asked for the last slot).
+    numbers = {trial.number for trial in counted}
+    assert all(trial_status(trial) == "surplus" for trial in trials if trial.number not in numbers)
+    # Both processes took part, through the database alone.
+    assert len({trial.user_attrs["worker"] for trial in counted}) == 2
+
+
+def test_a_worker_killed_mid_trial_is_failed_by_the_heartbeat_and_retried(
+        tmp_path, postgres_url, engine, monkeypatch):
+    import torch
+
+    from strategies import cli, storage
+    from strategies.optuna_driver import finished_trials
+    from strategies.worker import trial_status
+
+    log = tmp_path / "search.log"
+    search = _spawn(["search", "--study", "lost", "--storage", postgres_url, "--trials", "3",
+                     "--runs-dir", str(tmp_path / "search-runs"), *SEARCH_FLAGS], tmp_path, log)
+    try:
+        _wait_until(lambda: _training(engine, "lost"), [(search, log)], "a trial in training")
+    finally:
+        os.kill(search.pid, signal.SIGKILL)
+        search.wait()
+    running = [trial for trial in _load(postgres_url, "lost").get_trials() if trial.state.name == "RUNNING"]
+    assert len(running) == 1, "the killed process should leave exactly its current trial RUNNING"
+    killed = running[0]
+    done_before = {trial.number: trial.datetime_complete
+                   for trial in finished_trials(_load(postgres_url, "lost"))}
+
+    # A second worker, in this process so that its heartbeat can be short: the killed trial
+    # goes stale GRACE_S after its last beat instead of the default 40 s.
+    monkeypatch.setattr(storage, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(storage, "GRACE_S", 2)
+    threads = torch.get_num_threads()
+    try:
+        code = cli.main(["worker", "--study", "lost", "--storage", postgres_url, "--threads", "1",
+                         "--runs-dir", str(tmp_path / "worker-runs"), "--quiet"])
+    finally:
+        torch.set_num_threads(threads)  # the worker set one thread for this whole process
+    assert code == 0
+
+    study = _load(postgres_url, "lost")
+    trials = study.get_trials()
+    assert len(finished_trials(study)) == 3
+    stale = trials[killed.number]
+    assert stale.state.name == "FAIL" and trial_status(stale) == "interrupted"
+    retries = [trial for trial in trials if trial.user_attrs.get("retry_of") == killed.number]
+    assert len(retries) == 1
+    retry = retries[0]
+    assert retry.params == killed.params and retry.user_attrs["hash"] == killed.user_attrs["hash"]
+    assert retry.state.name == "COMPLETE" and trial_status(retry) in ("trained", "reused")
+    assert retry.user_attrs["worker"] == f"{socket.gethostname()}:{os.getpid()}"
+    for number, completed in done_before.items():  # nothing finished before the kill ran again
+        assert trials[number].datetime_complete == completed

@@ -1,0 +1,176 @@
+"""Objectives in a real search, pruning, worker processes, surplus trials and `optinas worker`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from strategies.cli import main
+from strategies.config import SearchConfig
+from strategies.optuna_driver import CONFIG_ATTR, finished_trials, open_study, run_search
+from strategies.worker import _slot, counts_toward
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+
+
+def test_pareto_search_over_energy_reports_values_in_objective_order(tmp_path):
+    config = SearchConfig(study="e", trials=2, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
+                          objectives="accuracy,energy,params", threads=1)
+    summary = run_search(config, show_progress=False)
+    study = open_study(config.run_dir, "e")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    for row in _rows(config.run_dir):
+        assert row["values"][1:] == [row["cost"]["energy_pj"], row["cost"]["params"]]
+    assert summary.finished == 2 and summary.front
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+def test_single_objective_search_prunes_from_epoch_reports(tmp_path, monkeypatch):
+    import strategies.optuna_driver as driver
+
+    monkeypatch.setattr(driver, "make_pruner", lambda config: _AlwaysPrune())
+    config = SearchConfig(study="p", trials=2, epochs=3, device="cpu", runs_dir=tmp_path, sampler="random",
+                          objectives="accuracy", threads=1)
+    summary = run_search(config, show_progress=False)
+    assert summary.finished == 2 and summary.pruned == 2
+    rows = _rows(config.run_dir)
+    assert all(row["state"] == "PRUNED" and row["status"] == "pruned" and row["pruned_at_epoch"] == 1
+               for row in rows)
+    assert len(open_study(config.run_dir, "p").directions) == 1
+
+
+def test_a_later_trial_beyond_the_requested_number_is_surplus():
+    study = optuna.create_study()
+    first, second = study.ask(), study.ask()
+    assert _slot(study, first.number) == 1 and _slot(study, second.number) == 2
+    study.tell(first, 0.5)
+    third = study.ask()
+    assert _slot(study, third.number) == 3  # the told one and the running one come first
+
+
+def test_worker_processes_complete_exactly_the_requested_trials(tmp_path):
+    config = SearchConfig(study="w", trials=4, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
+                          workers=2, threads=2)
+    summary = run_search(config, show_progress=False)
+    study = open_study(config.run_dir, "w")
+    counted = finished_trials(study)
+    assert summary.finished == len(counted) == 4
+    assert not [t for t in study.get_trials() if t.state.name == "RUNNING"]
+    assert len({t.user_attrs["worker"] for t in study.get_trials()}) == 2  # both workers ran trials
+
+
+def test_optinas_worker_joins_a_database_study(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    common = ["--study", "db", "--storage", url, "--runs-dir", str(tmp_path / "a")]
+    assert main(["search", *common, "--trials", "2", "--epochs", "1", "--device", "cpu", "--threads", "1",
+                 "--sampler", "random", "--quiet"]) == 0
+    study = optuna.load_study(study_name="db", storage=url)
+    settings = study.user_attrs[CONFIG_ATTR]
+    assert settings["epochs"] == 1 and settings["storage"] == url
+    study.set_user_attr(CONFIG_ATTR, {**settings, "trials": 3})  # as a rerun with --trials 3 would
+    # A second "machine": its own runs dir, only the study's name and URL.
+    assert main(["worker", "--study", "db", "--storage", url, "--runs-dir", str(tmp_path / "b"),
+                 "--threads", "1", "--quiet"]) == 0
+    study = optuna.load_study(study_name="db", storage=url)
+    assert len(finished_trials(study)) == 3
+    assert (tmp_path / "b" / "db" / "trials.jsonl").exists()
+
+
+def test_worker_errors_are_one_line(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    assert main(["worker", "--study", "nope", "--storage", url, "--runs-dir", str(tmp_path)]) == 2
+    assert main(["worker", "--study", "nope", "--storage", "not-a-url"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "no study 'nope'" in lines[0] and "database URL" in lines[1]
+
+
+def test_proxy_width_trains_small_and_exports_the_real_architecture(tmp_path):
+    config = SearchConfig(study="x", trials=2, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
+                          width_multiplier=0.5, threads=1)
+    run_search(config, show_progress=False)
+    rows = [row for row in _rows(config.run_dir) if row["status"] == "trained"]
+    assert rows and all(row["metrics"] for row in rows)
+    best = next((config.run_dir / "best").iterdir())
+    genotype = json.loads((best / "genotype.json").read_text())
+    assert genotype == next(row["genotype"] for row in rows if str(row["number"]) == best.name)
+    assert not (best / "weights.pt").exists()  # half-width weights do not fit the real widths
+    with pytest.raises(Exception):
+        SearchConfig(width_multiplier=1.5)
+
+
+def _alive(pid):
+    """Running (a zombie awaiting its reaper counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _journal_trials(run_dir, name):
+    path = run_dir / "study.journal"
+    if not path.exists():
+        return []
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        return []
+
+
+def _wait_for(run_dir, name, process, done, other_than=None, timeout=240):
+    """The first trial that is training once ``done`` trials completed (not ``other_than``)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        trials = _journal_trials(run_dir, name)
+        training = [t for t in trials if t.state.name == "RUNNING" and "hash" in t.user_attrs
+                    and t.number != other_than]
+        if sum(t.state.name == "COMPLETE" for t in trials) >= done and training:
+            return training[0]
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.1)
+    pytest.fail("the search never reached a training trial")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; workers die with the driver on Linux")
+def test_killed_worker_and_killed_driver_lose_no_trial(tmp_path):
+    command = [sys.executable, "-m", "strategies.cli", "search", "--study", "kw", "--trials", "4",
+               "--epochs", "2", "--device", "cpu", "--threads", "2", "--workers", "2", "--sampler", "random",
+               "--runs-dir", str(tmp_path), "--quiet"]
+    run_dir = tmp_path / "kw"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = _wait_for(run_dir, "kw", process, done=1)
+    os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)  # a worker dies mid-trial
+    running = _wait_for(run_dir, "kw", process, done=2, other_than=victim.number)
+    os.kill(process.pid, signal.SIGKILL)  # then the driver itself
+    process.wait()
+    orphan = int(running.user_attrs["worker"].rsplit(":", 1)[1])
+    deadline = time.time() + 10
+    while _alive(orphan) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(orphan)  # its workers died with it
+
+    done_before = {t.number: t.datetime_complete for t in _journal_trials(run_dir, "kw")
+                   if t.state.name == "COMPLETE"}
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = open_study(run_dir, "kw").get_trials()
+    assert sum(map(counts_toward, trials)) == 4
+    for number, completed in done_before.items():
+        assert trials[number].datetime_complete == completed  # never trained again
+    for lost in (victim, running):
+        assert trials[lost.number].state.name == "FAIL" and trials[lost.number].user_attrs["interrupted"]
+        retries = [t for t in trials if t.user_attrs.get("retry_of") == lost.number]
+        assert len(retries) == 1 and retries[0].params == lost.params
+    assert (run_dir / "report.html").exists()
