@@ -43,11 +43,12 @@ def _init_ray(config: SearchConfig) -> None:
 
     if ray.is_initialized():
         return
-    # Snapshot the experiment state at every step, so that a killed driver restores every
-    # trial that finished (the default snapshots every >= 10 s); the state is a few kB.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Snapshot the experiment state every 2 s (default: >= 10 s): a finished trial enters
+    # the study only once a snapshot knowing it is on disk (RayRecorder.on_step_end).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     # A failed candidate reports no objective values; Tune would call that a user error.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
         # "local" starts a private Ray: a bare ray.init() would join whichever cluster
@@ -82,6 +83,11 @@ def _scheduler(config: SearchConfig):
                          grace_period=1, reduction_factor=3)
 
 
+def _trial_dirname(trial) -> str:
+    """runs/<study>/ray/<round>/trial-<id>: Tune's default name lists every parameter."""
+    return f"trial-{trial.trial_id}"
+
+
 def _trainable(config: SearchConfig):
     from ray import tune
 
@@ -96,19 +102,22 @@ def _run_round(config: SearchConfig, round_: int, samples: int, space_function, 
     from ray import tune
 
     path = experiment_dir(config, round_)
+    if path.exists():
+        _drop_torn_snapshots(path)
     if not tune.Tuner.can_restore(str(path)):
-        from ray.tune import CheckpointConfig, FailureConfig, RunConfig
+        from ray.tune import FailureConfig, RunConfig
 
-        run_config = RunConfig(
-            name=path.name, storage_path=str(path.parent), callbacks=[recorder], verbose=0,
-            failure_config=FailureConfig(max_failures=MAX_FAILURES),
-            checkpoint_config=CheckpointConfig(num_to_keep=1))
+        run_config = RunConfig(name=path.name, storage_path=str(path.parent), callbacks=[recorder], verbose=0,
+                               failure_config=FailureConfig(max_failures=MAX_FAILURES))
         tuner = tune.Tuner(
             _trainable(config), run_config=run_config,
             tune_config=tune.TuneConfig(search_alg=_searcher(config, space_function),
                                         scheduler=_scheduler(config), num_samples=samples,
-                                        reuse_actors=False))
+                                        reuse_actors=True, trial_dirname_creator=_trial_dirname))
     else:
+        from .ray_trainable import SpaceFunction
+
+        SpaceFunction.resume_after(*_used_by_trials(path))
         tuner = tune.Tuner.restore(str(path), trainable=_trainable(config), resume_errored=True)
         # A restored Tuner brings back the callback pickled with it, an empty stub
         # (RayRecorder.__getstate__); this run's recorder holds the open study.
@@ -116,6 +125,51 @@ def _run_round(config: SearchConfig, round_: int, samples: int, space_function, 
     recorder.experiment = path
     grid = tuner.fit()
     recorder.reconcile(grid)
+
+
+def _drop_torn_snapshots(path: Path) -> None:
+    """Remove snapshot files a killed driver left half-copied, so Tune restores an older one.
+
+    Tune copies its snapshot into runs/<study>/ray/ in the background; a driver killed
+    mid-copy leaves a truncated file, and Tune restores from the newest file of each kind.
+    """
+    import json
+    import pickle
+
+    def readable(file: Path) -> bool:
+        try:
+            if file.suffix == ".json":
+                json.loads(file.read_text())
+            else:
+                with open(file, "rb") as stream:
+                    pickle.load(stream)
+            return True
+        except Exception:  # any unreadable snapshot is torn, whatever the exception
+            return False
+
+    for pattern in ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl"):
+        for file in path.glob(pattern):
+            if not readable(file):
+                logging.getLogger("optinas").warning("dropping torn Ray snapshot %s", file)
+                file.unlink()
+
+
+def _used_by_trials(path: Path) -> tuple[list[int], list[str]]:
+    """The trial indices and presets that the trials of an experiment were given."""
+    import json
+
+    from .ray_trainable import INDEX_KEY, PRESET_KEY
+
+    indices, presets = [], []
+    for params in path.glob("trial-*/params.json"):
+        try:
+            values = json.loads(params.read_text())
+        except (OSError, ValueError):
+            continue  # a file the killed driver left half-written
+        indices.append(int(values.get(INDEX_KEY, -1)))
+        if values.get(PRESET_KEY):
+            presets.append(values[PRESET_KEY])
+    return indices, presets
 
 
 def _start_study(config: SearchConfig, presets):

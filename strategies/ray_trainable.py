@@ -33,23 +33,41 @@ class SpaceFunction:
     """Ray's define-by-run space: the first trials evaluate the presets, the rest sample.
 
     A class rather than a closure because ``OptunaSearch.save`` pickles it with the
-    standard pickle when Tune snapshots the experiment.
+    standard pickle when Tune snapshots the experiment. It runs in the driver only.
+
+    Each trial gets an index, unique within the optinas study (its seed and log names):
+    ``offset`` plus a count, continued after ``resume_after``. A restored experiment
+    brings back a pickled instance whose count may predate the kill (Tune's snapshot of
+    the searcher can lag or be lost), so the driver tells the process-wide ``_resumed``
+    which indices and presets the experiment's trials already used.
 
     Args:
         space: The ``search_space.SearchSpace`` of the study.
         presets: Preset names evaluated as the first trials of a fresh experiment.
-        offset: Added to the searcher's trial number to number the trial within the
-            optinas study (seed and log names), so a later experiment of the same study
-            (more trials requested) does not reuse numbers.
+        offset: The first index (one past the indices of earlier experiments of the study).
     """
+
+    _resumed: dict[str, Any] = {"next": 0, "presets": ()}
 
     def __init__(self, space, presets=(), offset: int = 0):
         self.space, self.presets, self.offset = space, tuple(presets), offset
+        self.next, self.used = offset, set()
+
+    @classmethod
+    def resume_after(cls, indices, presets) -> None:
+        """Before a restored experiment runs: the indices and presets its trials used."""
+        cls._resumed = {"next": max(indices, default=-1) + 1, "presets": tuple(presets)}
 
     def __call__(self, trial) -> dict[str, Any]:
-        extra: dict[str, Any] = {INDEX_KEY: self.offset + trial.number}
-        if trial.number < len(self.presets):
-            extra[PRESET_KEY] = self.presets[trial.number]  # no parameters: trial.candidate builds it
+        index = max(self.next, type(self)._resumed["next"])
+        self.next = index + 1
+        type(self)._resumed["next"] = index + 1
+        extra: dict[str, Any] = {INDEX_KEY: index}
+        done = set(self.used) | set(type(self)._resumed["presets"])
+        todo = [name for name in self.presets if name not in done]
+        if todo:
+            self.used.add(todo[0])
+            extra[PRESET_KEY] = todo[0]  # no parameters: trial.candidate builds the preset
         else:
             self.space.sample(trial)  # the suggest_* calls are captured as the trial's parameters
         return extra
@@ -60,11 +78,13 @@ class RayTrial:
 
     Records the distribution of each ``suggest_*`` call (for ``optuna.trial.create_trial``
     in the driver) and sends per-epoch reports to Tune. It never prunes by itself: ASHA
-    stops a weak trial from the driver, which ends this process.
+    stops a weak trial from the driver, which ends this process. The last epoch is not
+    reported on its own: the final report carries it with the checkpoint (ASHA stops a
+    trial at ``max_t`` epochs, which would otherwise come before the checkpoint).
     """
 
-    def __init__(self, number: int, params: dict[str, Any], preset: str | None = None):
-        self.number = number
+    def __init__(self, number: int, params: dict[str, Any], preset: str | None = None, last_step: int = -1):
+        self.number, self.last_step = number, last_step
         self.params = dict(params)
         self.user_attrs: dict[str, Any] = {"preset": preset} if preset else {}
         self.constraints: dict[str, float] = {}
@@ -103,6 +123,8 @@ class RayTrial:
         from ray import tune
 
         self.intermediate[int(step)] = float(value)
+        if step == self.last_step:
+            return
         # Every report carries the record so far: a trial ASHA stops never sends a final one.
         tune.report({"accuracy": float(value), "epoch": int(step) + 1, "optinas_record": json.dumps(self.record())})
 
@@ -119,10 +141,14 @@ class RayTrial:
                 "status": status, "values": list(values) if values is not None else None}
 
 
-def _final_metrics(record: dict, objectives) -> dict[str, Any]:
-    metrics = {"optinas_status": record["status"], "optinas_final": True,
+def _final_metrics(record: dict, objectives, trained_here: bool) -> dict[str, Any]:
+    # optinas_trained_here: False when a restarted trial only re-reports its checkpoint
+    # (each Tune trial's result.json thus shows how often it really ran).
+    metrics = {"optinas_status": record["status"], "optinas_final": True, "optinas_trained_here": trained_here,
                "optinas_constraints": json.dumps(record["constraints"]),
                "optinas_attrs": json.dumps(record["user_attrs"])}
+    if record["intermediate"]:  # ASHA's time attribute: the epochs trained
+        metrics["epoch"] = len(record["intermediate"])
     if record["values"] is not None:  # a failed trial reports no objective values
         metrics.update({o.name: value for o, value in zip(objectives, record["values"])})
     return metrics
@@ -148,12 +174,11 @@ def train_candidate(tune_config: dict[str, Any], search=None) -> None:
                 record = json.loads((Path(folder) / RECORD).read_text())
                 staging = Path(tempfile.mkdtemp(prefix="optinas-ray-"))
                 shutil.copytree(folder, staging, dirs_exist_ok=True)
-                tune.report(_final_metrics(record, search.objective_list),
-                            checkpoint=tune.Checkpoint.from_directory(str(staging)))
+                _report(_final_metrics(record, search.objective_list, trained_here=False), staging)
                 return
     params = flatten_dict(dict(tune_config), delimiter="/")
     index = int(params.pop(INDEX_KEY))
-    trial = RayTrial(index, params, preset=params.pop(PRESET_KEY, None))
+    trial = RayTrial(index, params, preset=params.pop(PRESET_KEY, None), last_step=search.epochs - 1)
     staging = Path(tempfile.mkdtemp(prefix="optinas-ray-"))
     context = _context(search, staging)
     from .trial import checkpoint_path, run_trial
@@ -163,9 +188,22 @@ def train_candidate(tune_config: dict[str, Any], search=None) -> None:
     weights = checkpoint_path(staging, index)
     if weights.exists():
         weights.replace(staging / WEIGHTS)
+        weights.parent.rmdir()
     (staging / RECORD).write_text(json.dumps(record))
-    tune.report(_final_metrics(record, search.objective_list),
-                checkpoint=tune.Checkpoint.from_directory(str(staging)))
+    _report(_final_metrics(record, search.objective_list, trained_here=True), staging)
+
+
+def _report(metrics: dict[str, Any], staging: Path) -> None:
+    """The final report; Tune persists the checkpoint before ``report`` returns."""
+    from ray import tune
+
+    try:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(staging)))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+_contexts: dict[Any, Any] = {}  # per worker process: Tune reuses it for the next trial
 
 
 def _context(search, staging: Path):
@@ -177,6 +215,8 @@ def _context(search, staging: Path):
     if search.device == "auto" and search.gpus_per_trial == 0:
         # Ray reserved no GPU for this trial, so it must not use one it may share with others.
         search = dataclasses.replace(search, device="cpu")
-    cpus = max(1, int(search.cpus_per_trial))
-    context = prepare(search, threads=search.threads or min(cpus, os.cpu_count() or 1))
-    return dataclasses.replace(context, run_dir=staging, prunes=search.prunes)
+    if search not in _contexts:  # the task's tensors and the space, loaded once per process
+        cpus = max(1, int(search.cpus_per_trial))
+        _contexts.clear()
+        _contexts[search] = prepare(search, threads=search.threads or min(cpus, os.cpu_count() or 1))
+    return dataclasses.replace(_contexts[search], run_dir=staging, prunes=search.prunes)

@@ -17,6 +17,7 @@ machines sharing a database. Workers coordinate only through the study's storage
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -115,8 +116,8 @@ def run_worker(study, context, target: int, on_trial=None, stop_when_idle: bool 
         try:
             outcome = run_trial(trial, context)
         except BaseException as error:
-            if type(error).__name__ == "TrialPruned":
-                raise
+            if type(error).__name__ in ("TrialPruned", "UpdateFinishedTrialError"):
+                raise  # pruned; or already failed as stale elsewhere (handled below)
             # Ctrl-C, or a bug in optinas itself: leave the trial retryable, then stop.
             trial.set_user_attr("interrupted", True)
             trial.set_user_attr("failure", INTERRUPTED)
@@ -137,9 +138,26 @@ def run_worker(study, context, target: int, on_trial=None, stop_when_idle: bool 
                 return ran
             time.sleep(_WAIT_S)
             continue
-        study.optimize(objective, n_trials=1, catch=(CandidateFailed, Surplus), callbacks=callbacks,
-                       gc_after_trial=False, show_progress_bar=False)
+        try:
+            study.optimize(objective, n_trials=1, catch=(CandidateFailed, Surplus), callbacks=callbacks,
+                           gc_after_trial=False, show_progress_bar=False)
+        except Exception as error:
+            if not _failed_elsewhere(error):
+                raise
+            # This worker was silent past the heartbeat's grace (paused, or cut off from the
+            # database): another worker failed its trial and queued it again. Drop the late
+            # result and go on.
+            logging.getLogger("optinas").warning("a trial of this worker was retried elsewhere: %s", error)
         ran += 1
+
+
+def _failed_elsewhere(error: Exception) -> bool:
+    """Whether ``error`` says the trial was finished by someone else (the heartbeat)."""
+    import optuna
+
+    if isinstance(error, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    return isinstance(error, ValueError) and "Cannot tell a" in str(error)
 
 
 def _fail_stale(study) -> None:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .adder_compiled import adder2d_compiled, compiled_cpu_enabled
 from .adder_ops import adder2d
 from .adder_triton import adder2d_cuda, triton_available  # imports Triton only when used
 
@@ -27,9 +28,12 @@ __all__ = ["Adder2d", "set_adder_p", "adder_p_at", "scale_adder_gradients"]
 
 
 def _adder_forward(x, weight, stride, padding, p):
-    """Dispatch: Triton kernels for CUDA tensors when Triton is importable, else pure torch."""
+    """Dispatch: Triton kernels for CUDA tensors when Triton is importable; on CPU the
+    fused torch.compile kernels when opted in (``adder_compiled``), else pure torch."""
     if x.is_cuda and triton_available():
         return adder2d_cuda(x, weight, stride, padding, p)
+    if x.device.type == "cpu" and compiled_cpu_enabled():
+        return adder2d_compiled(x, weight, stride, padding, p)
     return adder2d(x, weight, stride, padding, p)
 
 

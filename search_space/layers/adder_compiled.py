@@ -101,14 +101,13 @@ def _chunk_distances(cols, w2, p, buf, out):
 
 
 def _chunk_grad_cols(cols, w2, g_cols, buf):
-    """``adder_ops.adder2d_backward_cpu``'s ``grad_cols`` hook: fused eq. 21, in place."""
+    """``adder_ops.adder2d_backward_cpu``'s ``grad_cols`` hook: fused eq. 21, (R, K)."""
     if not _STATE["failed"]:
         try:
-            cols.copy_(_kernels()[2](cols, w2, g_cols))
-            return
+            return _kernels()[2](cols, w2, g_cols)
         except Exception as error:  # noqa: BLE001 - any compiler failure means: fall back
             _disable(error)
-    adder_ops._adder_chunk_grad_cols(cols, w2, g_cols, _eager_buffer(cols, w2))
+    return adder_ops._adder_chunk_grad_cols(cols, w2, g_cols, _eager_buffer(cols, w2))
 
 
 class Adder2dCompiledFunction(torch.autograd.Function):

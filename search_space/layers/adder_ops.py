@@ -181,13 +181,14 @@ def _adder_chunk_distances(cols, w2, p, buf, out):
 
 
 def _adder_chunk_grad_cols(cols, w2, g_cols, buf):
-    """Overwrite patches cols (R, K) with sum_o G HardTanh(F - X), block by block.
+    """Overwrite patches cols (R, K) with sum_o G HardTanh(F - X), block by block; returns cols.
 
     In place: a block's patches are read into buf before its gradient is written over them.
     """
     for r0 in range(0, cols.shape[0], buf.shape[0]):
         r1 = min(r0 + buf.shape[0], cols.shape[0])
         _adder_grad_cols_block(cols[r0:r1], w2, g_cols[r0:r1], buf[: r1 - r0], cols[r0:r1])
+    return cols
 
 
 def adder2d_forward_cpu(
@@ -243,7 +244,7 @@ def adder2d_backward_cpu(
 
     dX is None when ``need_input_grad`` is False (that skips the costly part). Buffers
     are those of ``adder2d_forward_cpu`` plus a padded chunk of dX. ``grad_cols(cols,
-    w2, g_cols, buf)`` overwrites one chunk's patches with their eq. 21 gradient.
+    w2, g_cols, buf)`` returns one chunk's eq. 21 gradient patches (cols, overwritten).
     """
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
@@ -265,8 +266,8 @@ def adder2d_backward_cpu(
         g_cols = grad[n0 : n0 + m].to(dtype).permute(0, 2, 3, 1).reshape(r, o)
         dw.addmm_(g_cols.t(), chunk)  # G^T X, the first term of eq. 5
         if need_input_grad:
-            grad_cols(chunk, w2, g_cols, buf)  # chunk now holds dX patches
-            _adder_fold_add(dxp[:m].zero_(), chunk, (kh, kw), stride, (ho, wo))
+            dcols = grad_cols(chunk, w2, g_cols, buf)  # dX patches
+            _adder_fold_add(dxp[:m].zero_(), dcols, (kh, kw), stride, (ho, wo))
             dx_chunk = dxp[:m, padding : padding + h, padding : padding + w]
             dx[n0 : n0 + m] = dx_chunk.permute(0, 3, 1, 2)
     dw.sub_(w2 * grad.sum(dim=(0, 2, 3), dtype=dtype).unsqueeze(1))  # - F sum(G), eq. 5

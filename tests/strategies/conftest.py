@@ -84,17 +84,21 @@ def _as_user(command: list[str], user: str | None) -> list[str]:
 
 def _run(command: list[str], user: str | None, what: str) -> None:
     """Run one setup step; any failure or overrun skips the test with the step's output."""
+    # A session of its own: on overrun the whole group goes (runuser forks the real command).
+    process = subprocess.Popen(_as_user(command, user), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        done = subprocess.run(_as_user(command, user), stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=_STEP_TIMEOUT_S)
+        stdout, stderr = process.communicate(timeout=_STEP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         raise _SetupFailed(f"{what} did not finish within {_STEP_TIMEOUT_S} s")
-    if done.returncode != 0:
-        raise _SetupFailed(f"{what} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    if process.returncode != 0:
+        raise _SetupFailed(f"{what} failed: {(stderr or stdout).strip()[-500:]}")
 
 
 class _SetupFailed(Exception):
-    pass
+    """A step of starting the server failed; the fixture turns it into a skip."""
 
 
 def _free_port() -> int:
@@ -114,7 +118,7 @@ def _start(bin_dir: Path, user: str | None) -> _Server:
     try:
         _run([str(bin_dir / "initdb"), "-D", str(server.data), "-U", _SUPERUSER, "--auth=trust",
               "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"], user, "initdb")
-        # The free port can be taken between probing and binding; a second port settles it.
+        # The free port can be taken between probing and binding; another port settles it.
         for attempt in range(3):
             server = _Server(root=root, port=_free_port(), run_as=user)
             options = (f"-c listen_addresses=127.0.0.1 -c port={server.port} "
@@ -133,7 +137,7 @@ def _start(bin_dir: Path, user: str | None) -> _Server:
         _stop(bin_dir, server)
         shutil.rmtree(root, ignore_errors=True)
         raise
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last attempt re-raises")
 
 
 def _stop(bin_dir: Path, server: _Server) -> None:

@@ -174,3 +174,26 @@ def test_killed_worker_and_killed_driver_lose_no_trial(tmp_path):
         retries = [t for t in trials if t.user_attrs.get("retry_of") == lost.number]
         assert len(retries) == 1 and retries[0].params == lost.params
     assert (run_dir / "report.html").exists()
+
+
+def test_a_trial_failed_elsewhere_does_not_stop_the_worker(monkeypatch):
+    import strategies.trial
+    from optuna.trial import TrialState
+
+    from strategies.trial import TrialOutcome
+    from strategies.worker import run_worker
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    calls = []
+
+    def fake_trial(trial, context):
+        calls.append(trial.number)
+        if len(calls) == 1:  # another worker's heartbeat check fails this trial as stale
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        trial.set_user_attr("status", "trained")  # raises for the stale one
+        return TrialOutcome("trained", (0.5, 1.0))
+
+    monkeypatch.setattr(strategies.trial, "run_trial", fake_trial)
+    run_worker(study, context=None, target=2)
+    assert calls == [0, 1, 2]
+    assert [counts_toward(t) for t in study.get_trials()] == [False, True, True]
