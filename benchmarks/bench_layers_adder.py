@@ -6,7 +6,7 @@ shape (batch 32, 64 ch at 56x56), 3x3 kernels, stride 1, padding 1. Ratios come 
 same run. Usage::
 
     python benchmarks/bench_layers_adder.py [--device cpu|cuda] [--repeat N] [--p P]
-                                            [--threads T] [--cpu-unfold-gb GB]
+                                            [--threads T] [--cpu-unfold-gb GB] [--compile]
 
 CUDA: bf16, channels-last for adder and conv (the official code needs NCHW); time is the
 median of CUDA-event timings, memory is torch.cuda.max_memory_allocated during one
@@ -20,6 +20,9 @@ excluded. The unfold baseline's
 (O, K, N*L) broadcast would not fit in RAM at full batch, so on CPU it runs at a smaller
 batch and both its numbers are scaled linearly.
 The adder runs at ``--p`` (default 1, the l1 layer of inference); the baseline is l1.
+``--compile`` (CPU) times the opt-in torch.compile kernels (``adder_compiled``, the same
+as ``OPTINAS_ADDER_COMPILE=1``) instead of the eager CPU path; compiling happens in the
+untimed warm-up step.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from search_space.layers.adder import Adder2d  # noqa: E402
+from search_space.layers.adder_compiled import set_adder_compile  # noqa: E402
 
 SHAPES = (  # name, batch, channels, height = width
     ("cifar 16ch 32x32", 128, 16, 32),
@@ -214,6 +218,7 @@ def parse_args():
     parser.add_argument("--p", type=float, default=1.0, help="adder exponent (1: l1, inference)")
     parser.add_argument("--cpu-unfold-gb", type=float, default=1.0, help="cap, unfold broadcast")
     parser.add_argument("--threads", type=int, default=None, help="cpu: torch threads")
+    parser.add_argument("--compile", action="store_true", help="cpu: torch.compile kernels")
     return parser.parse_args()
 
 
@@ -221,6 +226,7 @@ def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    set_adder_compile(args.compile)
     repeat = args.repeat or (20 if args.device == "cuda" else 3)
     print_header(args, repeat)
     for name, batch, channels, size in SHAPES:
@@ -243,7 +249,8 @@ def print_header(args, repeat):
         device, dtype = torch.cuda.get_device_name(), "bf16 channels-last (unfold: bf16 NCHW)"
         memory = "cuda max_memory_allocated rise"
     else:
-        device, dtype = f"cpu, {torch.get_num_threads()} threads", "float32 NCHW"
+        path = "compiled (torch.compile)" if args.compile else "eager"
+        device, dtype = f"cpu, {torch.get_num_threads()} threads, adder {path}", "float32 NCHW"
         memory = "torch CPU allocator peak (profiler)"
     print(f"adder benchmark: {device}, torch {torch.__version__}, {dtype}, p = {args.p}, "
           f"repeat {repeat}")  # fmt: skip

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 
-def _search(workers: int, args, runs_dir: Path, queued=()) -> tuple[float, list[dict]]:
+def _search(workers: int, threads: int, args, runs_dir: Path, queued=()) -> tuple[float, list[dict]]:
     """(trials per minute, the trials' parameters) of one search with ``workers`` processes."""
     from strategies.config import SearchConfig
     from strategies.optuna_driver import create_study, finished_trials, run_search
 
-    config = SearchConfig(study=f"w{workers}", task=args.task, trials=args.trials, epochs=args.epochs,
-                          sampler="random", seed=0, device=args.device, threads=args.threads,
+    config = SearchConfig(study=f"w{workers}t{threads}", task=args.task, trials=args.trials, epochs=args.epochs,
+                          sampler="random", seed=0, device=args.device, threads=threads,
                           workers=workers, runs_dir=runs_dir)
     if queued:
         config.run_dir.mkdir(parents=True)
@@ -45,14 +45,20 @@ def main() -> None:
     parser.add_argument("--task", default="digits")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2,
-                        help="CPU threads in all (the workers split them)")
+                        help="CPU threads in all (the workers split them; default: all cores)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        one, candidates = _search(1, args, Path(folder))
-        many, _ = _search(args.workers, args, Path(folder), queued=candidates)
-    print(f"{args.trials} trials x {args.epochs} epochs of {args.task} on {args.device}, {args.threads} threads")
-    print(f"1 process:  {one:6.1f} trials/min")
-    print(f"{args.workers} workers:  {many:6.1f} trials/min   ratio {many / one:.2f}x")
+        one, candidates = _search(1, args.threads, args, Path(folder))
+        # One process with a worker's share of the threads: separates the gain of running
+        # trials side by side from the (CPU) cost of more threads per model.
+        share = max(1, args.threads // args.workers)
+        narrow, _ = _search(1, share, args, Path(folder), queued=candidates)
+        many, _ = _search(args.workers, args.threads, args, Path(folder), queued=candidates)
+    print(f"{args.trials} trials x {args.epochs} epochs of {args.task} on {args.device}")
+    print(f"1 process, {args.threads} threads:  {one:6.1f} trials/min")
+    print(f"1 process, {share} threads:  {narrow:6.1f} trials/min")
+    print(f"{args.workers} workers, {share} threads each:  {many:6.1f} trials/min   "
+          f"ratio {many / one:.2f}x and {many / narrow:.2f}x")
 
 
 if __name__ == "__main__":

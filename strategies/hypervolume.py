@@ -51,14 +51,12 @@ def reference_point(objectives, rows: list[dict], budget=None) -> dict[str, floa
     """The reference point of a study: accuracy 0, and for each cost its budget limit when set,
     else the largest value any trial of the study measured (so every candidate counts)."""
     limits = budget.limits() if budget is not None else {}
-    budget_key = {"mults": "max_mults", "energy": "max_energy", "params": "max_params",
-                  "storage": "max_storage", "latency": "max_latency_ms"}
     reference = {}
     for index, objective in enumerate(objectives):
         if objective.maximize:
             reference[objective.name] = objective.worst
             continue
-        limit = limits.get(budget_key.get(objective.name, ""))
+        limit = limits.get(objective.limit)
         seen = [row["values"][index] for row in rows if row.get("values")]
         reference[objective.name] = float(limit) if limit else max(seen, default=1.0) or 1.0
     return reference

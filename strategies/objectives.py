@@ -28,6 +28,7 @@ class Objective:
     direction: str  # "maximize" or "minimize"
     label: str  # axis title in the report
     cost_key: str | None = None
+    limit: str | None = None  # the Budget field that bounds it (max_mults, ...)
 
     @property
     def maximize(self) -> bool:
@@ -41,11 +42,11 @@ class Objective:
 
 OBJECTIVES: dict[str, Objective] = {objective.name: objective for objective in (
     Objective("accuracy", "maximize", "validation accuracy"),
-    Objective("mults", "minimize", "multiplications per image", "mul"),
-    Objective("energy", "minimize", "energy per image (pJ)", "energy_pj"),
-    Objective("params", "minimize", "parameters", "params"),
-    Objective("storage", "minimize", "storage (bits)", "storage_bits"),
-    Objective("latency", "minimize", "batch-1 latency (ms)"),
+    Objective("mults", "minimize", "multiplications per image", "mul", "max_mults"),
+    Objective("energy", "minimize", "energy per image (pJ)", "energy_pj", "max_energy"),
+    Objective("params", "minimize", "parameters", "params", "max_params"),
+    Objective("storage", "minimize", "storage (bits)", "storage_bits", "max_storage"),
+    Objective("latency", "minimize", "batch-1 latency (ms)", limit="max_latency_ms"),
 )}
 DEFAULT_OBJECTIVES = ("accuracy", "mults")
 

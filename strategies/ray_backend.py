@@ -38,11 +38,12 @@ def experiment_dir(config: SearchConfig, round_: int = 1) -> Path:
     return (config.run_dir / "ray" / (_EXPERIMENT if round_ == 1 else f"{_EXPERIMENT}-{round_}")).resolve()
 
 
-def _init_ray(config: SearchConfig) -> None:
+def _init_ray(config: SearchConfig) -> bool:
+    """Connect to (or start) Ray; False when the caller had already done so."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     # Snapshot the experiment state every 2 s (default: >= 10 s): a finished trial enters
     # the study only once a snapshot knowing it is on disk (RayRecorder.on_step_end).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
@@ -58,6 +59,7 @@ def _init_ray(config: SearchConfig) -> None:
     except ConnectionError as error:
         raise ConfigError(f"--address {config.address!r}: no Ray cluster answered there ({error}); "
                           "start one with `ray start --head` or leave --address out") from None
+    return True
 
 
 def _searcher(config: SearchConfig, space_function):
@@ -94,7 +96,7 @@ def _trainable(config: SearchConfig):
     from .ray_trainable import train_candidate
 
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_candidate, search=config), resources)
+    return tune.with_resources(tune.with_parameters(train_candidate, search=config, cwd=os.getcwd()), resources)
 
 
 def _run_round(config: SearchConfig, round_: int, samples: int, space_function, recorder) -> None:
@@ -137,14 +139,16 @@ def _drop_torn_snapshots(path: Path) -> None:
     import pickle
 
     def readable(file: Path) -> bool:
+        data = file.read_bytes()
         try:
-            if file.suffix == ".json":
-                json.loads(file.read_text())
-            else:
-                with open(file, "rb") as stream:
-                    pickle.load(stream)
+            json.loads(data)  # experiment_state-*.json
             return True
-        except Exception:  # any unreadable snapshot is torn, whatever the exception
+        except ValueError:
+            pass
+        try:
+            pickle.loads(data)  # search_gen_state-*.json and searcher-state-*.pkl are pickles
+            return True
+        except Exception:  # any snapshot that neither format reads is torn
             return False
 
     for pattern in ("experiment_state-*.json", "search_gen_state-*.json", "searcher-state-*.pkl"):
@@ -152,6 +156,23 @@ def _drop_torn_snapshots(path: Path) -> None:
             if not readable(file):
                 logging.getLogger("optinas").warning("dropping torn Ray snapshot %s", file)
                 file.unlink()
+
+
+def check_address(address: str | None) -> None:
+    """Refuse a malformed or silent ``--address`` at once (``ray.init`` retries for minutes)."""
+    if address is None or address == "auto" or address.startswith("ray://"):
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address must be auto or HOST:PORT (the head's GCS port), got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as error:
+        raise ConfigError(f"--address {address}: no Ray head answers there ({error.strerror or error}); "
+                          "start one with `ray start --head --port PORT`, or leave --address out "
+                          "to start a local Ray") from None
 
 
 def _used_by_trials(path: Path) -> tuple[list[int], list[str]]:
@@ -190,6 +211,7 @@ def _start_study(config: SearchConfig, presets):
     if config.workers != 1:
         raise ConfigError(f"--workers {config.workers} is for the optuna backend; with --backend ray use "
                           "--cpus-per-trial and --gpus-per-trial to pack trials onto the cluster")
+    check_address(config.address)
     context = prepare(config)
     for name in presets:  # every preset must fit the task before anything is written
         preset(name, context.space.input)
@@ -210,20 +232,33 @@ def run_ray_search(config: SearchConfig, show_progress: bool = True, presets=())
     Returns:
         The same ``SearchSummary`` as ``optuna_driver.run_search``.
     """
+    started = time.perf_counter()
+    context, study = _start_study(config, presets)
+    started_ray = _init_ray(config)
+    try:
+        return _run_rounds(config, context, study, presets, show_progress, started)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _run_rounds(config: SearchConfig, context, study, presets, show_progress: bool, started: float):
+    """Restore and finish each existing Tune experiment, then add one for missing trials.
+
+    Round 1 is the experiment of the requested trials; a later command asking for more
+    trials (a larger ``--trials``) adds round 2, 3, ... under runs/<study>/ray/tune-N.
+    """
+    from ray import tune
+
     from .optuna_driver import finished_trials, summarize
     from .progress import SearchProgress
     from .ray_records import RayRecorder
     from .ray_trainable import SpaceFunction
 
-    started = time.perf_counter()
-    context, study = _start_study(config, presets)
-    _init_ray(config)
     with SearchProgress(config, already=len(finished_trials(study)), enabled=show_progress) as progress:
         recorder = RayRecorder(config, study, progress)
-        # Round 1 is the experiment of the requested trials; a later command asking for
-        # more trials adds round 2, 3, ... Each existing round is restored and finished first.
-        from ray import tune
-
         round_ = 1
         while True:
             path = experiment_dir(config, round_)

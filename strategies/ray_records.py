@@ -7,8 +7,8 @@ A finished Tune trial becomes one ``optuna.trial.FrozenTrial`` of the optinas st
 user attributes), numbered in the order trials finish; its weights are copied to
 ``runs/<study>/checkpoints/<number>.pt`` first, so a recorded trial always has them.
 
-Kill -9 safety: a trial is written into the study only after Tune's experiment snapshot
-that knows it finished has reached ``runs/<study>/ray/`` (see ``RayRecorder.on_step_end``).
+Kill -9 safety: a trial is written into the study only once the newest experiment snapshot
+in ``runs/<study>/ray/`` lists it as finished (``RayRecorder.on_step_end``).
 A driver killed in between leaves the trial out of the study but finished in the snapshot;
 the restored experiment does not run it again and ``reconcile`` records it from its
 checkpoint. Trials are keyed by their Tune trial id (user attribute ``ray_trial``), so no
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,10 +69,23 @@ def _load_checkpoint(checkpoint) -> tuple[dict | None, Path | None]:
         return None, None
     import tempfile
 
-    local = Path(tempfile.mkdtemp(prefix="optinas-ray-ckpt-"))
+    local = Path(tempfile.mkdtemp(prefix="optinas-checkpoint-"))
     checkpoint.to_directory(str(local))
     record = local / RECORD
     return (json.loads(record.read_text()) if record.exists() else None), local
+
+
+def _finished_in_snapshot(experiment: Path) -> set[str]:
+    """Ids of the trials that the newest experiment snapshot on disk has as finished."""
+    snapshots = sorted(experiment.glob("experiment_state-*.json"))  # named by session start
+    if not snapshots:
+        return set()
+    try:
+        state = json.loads(snapshots[-1].read_text())
+        trials = [json.loads(entry[0]) for entry in state["trial_data"]]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return set()  # being copied right now; the next step looks again
+    return {trial["trial_id"] for trial in trials if trial.get("status") in ("TERMINATED", "ERROR")}
 
 
 class RayRecorder(Callback):
@@ -86,7 +98,7 @@ class RayRecorder(Callback):
     def __init__(self, config, study, progress):
         self.config, self.study, self.progress = config, study, progress
         self.experiment: Path | None = None
-        self.pending: dict[str, tuple[Any, float]] = {}  # trial id -> (Tune trial, finished at)
+        self.pending: dict[str, Any] = {}  # trial id -> finished Tune trial, not yet recorded
         self.recorded = {t.user_attrs["ray_trial"] for t in study.get_trials(deepcopy=False)
                          if "ray_trial" in t.user_attrs}
 
@@ -100,23 +112,22 @@ class RayRecorder(Callback):
 
     # Tune callback hooks ------------------------------------------------------------------
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.pending[trial.trial_id] = (trial, time.time())
+        self.pending[trial.trial_id] = trial
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.pending[trial.trial_id] = (trial, time.time())
+        self.pending[trial.trial_id] = trial
 
     def on_step_end(self, iteration, trials, **info) -> None:
         if not self.pending or self.experiment is None:
             return
-        snapshots = list(self.experiment.glob("experiment_state-*.json"))
-        saved = max((path.stat().st_mtime for path in snapshots), default=0.0)
-        for trial_id, (trial, finished) in list(self.pending.items()):
-            if finished < saved:  # the snapshot on disk knows this trial finished
+        finished = _finished_in_snapshot(self.experiment)
+        for trial_id, trial in list(self.pending.items()):
+            if trial_id in finished:  # a restored experiment will not run this trial again
                 self._record_tune_trial(trial)
                 del self.pending[trial_id]
 
     def on_experiment_end(self, trials, **info) -> None:
-        for trial, _ in list(self.pending.values()):
+        for trial in list(self.pending.values()):
             self._record_tune_trial(trial)
         self.pending.clear()
 
@@ -124,7 +135,7 @@ class RayRecorder(Callback):
     def reconcile(self, grid) -> None:
         """Record every trial of a finished experiment that the study does not hold yet."""
         for result in grid:
-            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.removeprefix("trial-")
             error = str(result.error).strip().splitlines()[-1] if result.error else None
             self._record(trial_id, result.metrics or {}, result.checkpoint, error, result.config or {})
 

@@ -154,7 +154,7 @@ def _final_metrics(record: dict, objectives, trained_here: bool) -> dict[str, An
     return metrics
 
 
-def train_candidate(tune_config: dict[str, Any], search=None) -> None:
+def train_candidate(tune_config: dict[str, Any], search=None, cwd: str | None = None) -> None:
     """The Tune function trainable: one candidate, trained by ``strategies.trial.run_trial``.
 
     A restarted trial (driver restored, or retried by ``FailureConfig``) whose final
@@ -163,34 +163,44 @@ def train_candidate(tune_config: dict[str, Any], search=None) -> None:
     Args:
         tune_config: The parameters the searcher sampled plus ``INDEX_KEY``/``PRESET_KEY``.
         search: The study's ``SearchConfig`` (bound with ``tune.with_parameters``).
+        cwd: The driver's working folder: relative ``--runs-dir``, ``--space``, ``--data-dir``
+            and task paths mean the same here, on a node that has it (Tune starts each
+            trial in its own trial folder).
     """
+    import os
+
     from ray import tune
     from ray.tune.utils.util import flatten_dict
+
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
 
     previous = tune.get_checkpoint()
     if previous is not None:
         with previous.as_directory() as folder:
             if (Path(folder) / RECORD).exists():
                 record = json.loads((Path(folder) / RECORD).read_text())
-                staging = Path(tempfile.mkdtemp(prefix="optinas-ray-"))
+                staging = Path(tempfile.mkdtemp(prefix="optinas-trial-"))
                 shutil.copytree(folder, staging, dirs_exist_ok=True)
                 _report(_final_metrics(record, search.objective_list, trained_here=False), staging)
                 return
+    from .trial import checkpoint_path, run_trial
+
     params = flatten_dict(dict(tune_config), delimiter="/")
     index = int(params.pop(INDEX_KEY))
     trial = RayTrial(index, params, preset=params.pop(PRESET_KEY, None), last_step=search.epochs - 1)
-    staging = Path(tempfile.mkdtemp(prefix="optinas-ray-"))
-    context = _context(search, staging)
-    from .trial import checkpoint_path, run_trial
-
-    outcome = run_trial(trial, context)
-    record = trial.record(outcome.status, outcome.values)
-    weights = checkpoint_path(staging, index)
-    if weights.exists():
-        weights.replace(staging / WEIGHTS)
-        weights.parent.rmdir()
-    (staging / RECORD).write_text(json.dumps(record))
-    _report(_final_metrics(record, search.objective_list, trained_here=True), staging)
+    staging = Path(tempfile.mkdtemp(prefix="optinas-trial-"))
+    try:  # (ASHA stopping the trial mid-training ends it here too)
+        outcome = run_trial(trial, _context(search, staging))
+        record = trial.record(outcome.status, outcome.values)
+        weights = checkpoint_path(staging, index)
+        if weights.exists():
+            weights.replace(staging / WEIGHTS)
+            weights.parent.rmdir()
+        (staging / RECORD).write_text(json.dumps(record))
+        _report(_final_metrics(record, search.objective_list, trained_here=True), staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _report(metrics: dict[str, Any], staging: Path) -> None:
@@ -200,7 +210,7 @@ def _report(metrics: dict[str, Any], staging: Path) -> None:
     try:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(staging)))
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # the persisted copy is under runs/<study>/ray/
 
 
 _contexts: dict[Any, Any] = {}  # per worker process: Tune reuses it for the next trial

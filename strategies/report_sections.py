@@ -8,19 +8,18 @@ import re
 from pathlib import Path
 
 from .budgets import Budget
+from .objectives import OBJECTIVES
 
 __all__ = ["budget_from_config", "reference_text", "front_table", "counts_section", "counted_trials", "status_of"]
 
-# The budget flag that bounds each cost objective (hypervolume.reference_point uses its limit).
-_LIMITS = {"mults": "max_mults", "energy": "max_energy", "params": "max_params", "storage": "max_storage",
-           "latency": "max_latency_ms"}
 _TRACEBACK = re.compile(r"\s*\(traceback in [^)]*\)\s*$")
 _LISTED = 20  # trial numbers listed per reason before "and N more"
 
 
 def budget_from_config(config: dict) -> Budget:
     """The limits config.toml records (``budget.max_mults`` ...); the profile is not loaded."""
-    return Budget(**{name: config[f"budget.{name}"] for name in _LIMITS.values() if f"budget.{name}" in config})
+    limits = [objective.limit for objective in OBJECTIVES.values() if objective.limit]
+    return Budget(**{name: config[f"budget.{name}"] for name in limits if f"budget.{name}" in config})
 
 
 def _number(value) -> str:
@@ -39,8 +38,8 @@ def reference_text(objectives, reference: dict[str, float], config: dict) -> str
         if objective.maximize:
             parts.append(f"{objective.label} {_number(value)}")
             continue
-        limit = config.get(f"budget.{_LIMITS.get(objective.name, '')}")
-        source = (f"the --{_LIMITS[objective.name].replace('_', '-')} budget" if limit
+        limit = config.get(f"budget.{objective.limit}")
+        source = (f"the --{objective.limit.replace('_', '-')} budget" if limit
                   else "the largest value any trial measured so far")
         parts.append(f"{objective.label} {_number(value)} ({source})")
     return "; ".join(parts)

@@ -1,19 +1,27 @@
 """Optional fused CPU kernels for the adder operator (seed 000, eqs. 5, 20, 21), torch.compile.
 
-The eager CPU path (``adder_ops``) needs two passes over memory per element and
-direction (|X - F|: max then sum; eq. 21: subtract, clamp, then a batched product), which
-caps it at about 6-10x ``nn.Conv2d``'s time. The same two element-wise sums written as
-broadcasts and handed to ``torch.compile`` become one fused loop each, with no
-(rows, O, K) block in memory: ~2-3x faster per element on 1 AMD EPYC core (AVX2).
-Everything else (chunked patches, the eq. 5 matrix product, the fold, p = 2 as a matrix
-product) is ``adder_ops``' code, unchanged, so both paths give the same numbers (tests).
+The eager CPU path (``adder_ops``) makes two passes over memory per element and direction
+(|X - F|: max then sum; eq. 21: subtract and clamp, then a batched product) plus the
+patch copies, which holds it at 6-10x ``nn.Conv2d``'s time. Here the two element-wise
+sums are written as broadcasts over sliding-window *views* and compiled into one fused
+loop each (no patches, no (rows, O, K) block in memory):
 
-Opt-in, because the first call compiles (~20-40 s of C++ on a 2-core machine; dynamic
-shapes, so one compile per dtype serves every layer shape and every p): set the
-environment variable ``OPTINAS_ADDER_COMPILE=1`` or call ``set_adder_compile(True)``.
-If compiling or running a kernel fails (no C++ compiler, an unsupported platform), a
-warning is issued once, the eager path takes over for good, and results are unaffected.
-Never used by exported models (their ``_adder_forward`` is the eager ``adder2d``).
+- forward (eq. 20), any stride: Y[n, o, i, j] = -sum_{a, b, c} |Xpad[n, c, si + a, sj + b]
+  - F[o, c, a, b]|^p over ``unfold`` windows of the zero-padded channels-last input;
+- input gradient (eq. 21), stride 1, as the transposed sum: every tap of X[n, c, h, w]
+  sees the same X, so dX[n, c, h, w] = sum_{o, a, b} Gpad[n, o, h + a, w + b]
+  HardTanh(Fflip[o, c, a, b] - X[n, c, h, w]), with G zero-padded by k - 1 - padding
+  and the filters flipped; no fold. Stride > 1 uses ``adder_ops``' patches with a fused
+  per-chunk kernel instead;
+- weight gradient (eq. 5): G^T X - F sum G, where G^T X is exactly a convolution's weight
+  gradient, so ``torch.nn.grad.conv2d_weight`` (oneDNN) computes it.
+
+p = 2 stays ``adder_ops``' matrix product. Results equal the reference to 1e-10 in
+float64 (tests). Opt-in, because the first call compiles C++ (~20-60 s on a 2-core
+machine; dynamic shapes, so one compile per dtype serves every layer shape and every p):
+set ``OPTINAS_ADDER_COMPILE=1`` or call ``set_adder_compile(True)``. If compiling or
+running a kernel fails (no C++ compiler, an unsupported platform), a warning is issued
+once and the eager path takes over for good. Exported models never use this module.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import os
 import warnings
 
 import torch
+import torch.nn.functional as F
 
 from . import adder_ops
 
@@ -44,35 +53,98 @@ def compiled_cpu_enabled() -> bool:
     return bool(wanted) and not _STATE["failed"]
 
 
-def _l1_distances(cols, w2):
-    """(R, O) sum_k |cols[r, k] - w2[o, k]| (eq. 2); fused, the broadcast is never stored."""
-    return (cols.unsqueeze(1) - w2.unsqueeze(0)).abs().sum(-1)
+def _windows(xp, kh, kw, stride):
+    """(n, Ho, Wo, 1, kh, kw, C) view of padded channels-last xp (n, Hp, Wp, C), no copy."""
+    v = xp.unfold(1, kh, stride).unfold(2, kw, stride)  # (n, Ho, Wo, C, kh, kw)
+    return v.permute(0, 1, 2, 4, 5, 3).unsqueeze(3)
 
 
-def _lp_distances(cols, w2, p):
-    """(R, O) sum_k |cols - w2|^p (eq. 20), p a 0-d tensor so a new p does not recompile."""
-    return (cols.unsqueeze(1) - w2.unsqueeze(0)).abs().pow(p).sum(-1)
+def _neg_l1_windows(xp, w2, stride):
+    """(n, Ho, Wo, O) -sum |X - F| (eq. 2); w2 (O, kh, kw, C)."""
+    return -(_windows(xp, w2.shape[1], w2.shape[2], stride) - w2).abs().sum((-3, -2, -1))
+
+
+def _neg_lp_windows(xp, w2, stride, p):
+    """(n, Ho, Wo, O) -sum |X - F|^p (eq. 20); p a 0-d tensor, so a new p does not recompile."""
+    d = (_windows(xp, w2.shape[1], w2.shape[2], stride) - w2).abs().pow(p)
+    return -d.sum((-3, -2, -1))
+
+
+def _hardtanh_grad_windows(xn, gp, wf):
+    """(n, H, W, C) sum_{a, b, o} gp[n, h + a, w + b, o] HardTanh(wf[a, b, o, c] - xn[n, h, w, c])
+    (eq. 21 summed over the taps that read X[n, h, w, c]); wf (kh, kw, O, C), flipped."""
+    u = gp.unfold(1, wf.shape[0], 1).unfold(2, wf.shape[1], 1)  # (n, H, W, O, kh, kw)
+    d = (wf - xn[:, :, :, None, None, None, :]).clamp(-1.0, 1.0)  # (n, H, W, kh, kw, O, C)
+    return (u.permute(0, 1, 2, 4, 5, 3).unsqueeze(-1) * d).sum((3, 4, 5))
 
 
 def _hardtanh_grad_cols(cols, w2, g_cols):
-    """(R, K) sum_o g_cols[r, o] HardTanh(w2[o, k] - cols[r, k]) (eq. 21)."""
+    """(R, K) sum_o g_cols[r, o] HardTanh(w2[o, k] - cols[r, k]) (eq. 21), one patch chunk."""
     return (g_cols.unsqueeze(2) * (w2.unsqueeze(0) - cols.unsqueeze(1)).clamp(-1.0, 1.0)).sum(1)
 
 
 def _kernels():
     if _STATE["kernels"] is None:
-        fns = (_l1_distances, _lp_distances, _hardtanh_grad_cols)
+        fns = (_neg_l1_windows, _neg_lp_windows, _hardtanh_grad_windows, _hardtanh_grad_cols)
         _STATE["kernels"] = tuple(torch.compile(fn, dynamic=True) for fn in fns)
     return _STATE["kernels"]
 
 
-def _eager_buffer(cols, w2):
-    """A 2 MiB (rows, O, K) block for the eager fallback (``adder_ops``' default size)."""
-    rows = max(1, (2 << 20) // (w2.numel() * cols.element_size()))
-    return cols.new_empty((rows, *w2.shape))
+def _channels_last_copy(t, dtype, padding=0):
+    """(n, H + 2 pad, W + 2 pad, C) zero-bordered channels-last copy of t (n, C, H, W)."""
+    n, c, h, w = t.shape
+    out = t.new_zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=dtype)
+    return adder_ops._adder_load_chunk(t, padding, out)
 
 
-def _disable(error):
+def _to_input_format(y_nhwc, like, shape):
+    """Copy (n, H, W, C) y_nhwc into a (n, C, H, W) tensor in ``like``'s memory format."""
+    out = adder_ops._adder_empty_like_input(like, shape)
+    out.copy_(y_nhwc.permute(0, 3, 1, 2))
+    return out
+
+
+def _forward(x, weight, stride, padding, p):
+    """eq. 20 on the fused window kernels; p = 2 is ``adder_ops``' matrix product."""
+    if p == 2.0:
+        return adder_ops.adder2d_forward_cpu(x, weight, stride, padding, p)
+    dtype = adder_ops._adder_compute_dtype(x.dtype)
+    xp = _channels_last_copy(x, dtype, padding)
+    w2 = weight.to(dtype).permute(0, 2, 3, 1).contiguous()  # (O, kh, kw, C)
+    l1, lp = _kernels()[:2]
+    y = l1(xp, w2, stride) if p == 1.0 else lp(xp, w2, stride, torch.tensor(p, dtype=dtype))
+    n, ho, wo, o = y.shape
+    return _to_input_format(y, x, (n, o, ho, wo))
+
+
+def _chunk_grad_cols(cols, w2, g_cols, buf):
+    """``adder_ops.adder2d_backward_cpu``'s ``grad_cols`` hook (stride > 1): fused eq. 21."""
+    return _kernels()[3](cols, w2, g_cols)
+
+
+def _backward(x, weight, grad, stride, padding, need_input_grad):
+    """(dX, dF): eq. 21 on the fused kernels, eq. 5 as G^T X (a convolution's weight
+    gradient) minus F sum G."""
+    if stride != 1 and need_input_grad:
+        return adder_ops.adder2d_backward_cpu(
+            x, weight, grad, stride, padding, block_bytes=0, grad_cols=_chunk_grad_cols
+        )
+    dtype = adder_ops._adder_compute_dtype(x.dtype)
+    xc, wc, gc = x.to(dtype), weight.to(dtype), grad.to(dtype)
+    dw = torch.nn.grad.conv2d_weight(xc, wc.shape, gc, stride=stride, padding=padding)
+    dw = dw.sub_(wc * gc.sum((0, 2, 3))[:, None, None, None]).to(weight.dtype)
+    if not need_input_grad:
+        return None, dw.contiguous()
+    kh, kw = weight.shape[2:]
+    # Gpad: G zero-padded (or cropped, if padding > k - 1) by k - 1 - padding per side.
+    gp = F.pad(gc, (kw - 1 - padding, kw - 1 - padding, kh - 1 - padding, kh - 1 - padding))
+    gp = gp.permute(0, 2, 3, 1).contiguous()
+    wf = wc.flip(2, 3).permute(2, 3, 0, 1).contiguous()  # (kh, kw, O, C)
+    dxn = _kernels()[2](_channels_last_copy(x, dtype), gp, wf)
+    return _to_input_format(dxn, x, x.shape), dw.contiguous()
+
+
+def _fallback(error):
     _STATE["failed"] = True
     warnings.warn(
         f"adder: compiled CPU kernels failed ({type(error).__name__}: {error}); "
@@ -82,64 +154,50 @@ def _disable(error):
     )
 
 
-def _chunk_distances(cols, w2, p, buf, out):
-    """``adder_ops.adder2d_forward_cpu``'s ``distances`` hook: fused |X - F|^p sums."""
-    if p == 2.0 or _STATE["failed"]:  # p = 2 is already a matrix product in adder_ops
-        if p != 2.0:
-            buf = _eager_buffer(cols, w2)
-        adder_ops._adder_chunk_distances(cols, w2, p, buf, out)
-        return
-    l1, lp, _ = _kernels()
-    try:
-        if p == 1.0:
-            out.copy_(l1(cols, w2))
-        else:
-            out.copy_(lp(cols, w2, torch.tensor(p, dtype=cols.dtype)))
-    except Exception as error:  # noqa: BLE001 - any compiler failure means: fall back
-        _disable(error)
-        adder_ops._adder_chunk_distances(cols, w2, p, _eager_buffer(cols, w2), out)
-
-
-def _chunk_grad_cols(cols, w2, g_cols, buf):
-    """``adder_ops.adder2d_backward_cpu``'s ``grad_cols`` hook: fused eq. 21, (R, K)."""
-    if not _STATE["failed"]:
-        try:
-            return _kernels()[2](cols, w2, g_cols)
-        except Exception as error:  # noqa: BLE001 - any compiler failure means: fall back
-            _disable(error)
-    return adder_ops._adder_chunk_grad_cols(cols, w2, g_cols, _eager_buffer(cols, w2))
+def _worth_compiling(x, weight, stride, padding):
+    """False for shapes with a size-1 axis (batch, channels, kernel, output): torch.compile
+    specialises each such pattern into another compile (8 at most per kernel, then it
+    falls back to eager broadcasts); those small layers keep the eager path."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    out = (adder_ops._adder_out_size(s, k, stride, padding) for s, k in ((h, kh), (w, kw)))
+    return min(n, c, o, kh, kw, *out) >= 2
 
 
 class Adder2dCompiledFunction(torch.autograd.Function):
-    """``adder_ops.Adder2dFunction`` with the fused kernels: same equations, same buffers
-    for patches, no (rows, O, K) block (``block_bytes=0``)."""
+    """``adder_ops.Adder2dFunction`` on the fused kernels: same equations, same saved
+    tensors (x and the weight); any kernel failure falls back to the eager path."""
 
     @staticmethod
     def forward(ctx, x, weight, stride, padding, p):
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding = stride, padding
-        return adder_ops.adder2d_forward_cpu(
-            x, weight, stride, padding, p, block_bytes=0, distances=_chunk_distances
-        )
+        if not _STATE["failed"]:
+            try:
+                return _forward(x, weight, stride, padding, p)
+            except Exception as error:  # noqa: BLE001 - any compiler failure: fall back
+                _fallback(error)
+        return adder_ops.adder2d_forward_cpu(x, weight, stride, padding, p)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        dx, dw = adder_ops.adder2d_backward_cpu(
-            x,
-            weight,
-            grad,
-            ctx.stride,
-            ctx.padding,
-            need_input_grad=ctx.needs_input_grad[0],
-            block_bytes=0,
-            grad_cols=_chunk_grad_cols,
-        )
+        args = (x, weight, grad, ctx.stride, ctx.padding, ctx.needs_input_grad[0])
+        dx = dw = None
+        if not _STATE["failed"]:
+            try:
+                dx, dw = _backward(*args)
+            except Exception as error:  # noqa: BLE001 - any compiler failure: fall back
+                _fallback(error)
+        if _STATE["failed"]:
+            dx, dw = adder_ops.adder2d_backward_cpu(*args)
         return dx, (dw if ctx.needs_input_grad[1] else None), None, None, None
 
 
 def adder2d_compiled(x, weight, stride=1, padding=0, p=1.0):
     """``adder_ops.adder2d`` (same arguments, results and gradients) on the fused kernels."""
     adder_ops._adder_check_args(x, weight, stride, padding, p)
+    if not _worth_compiling(x, weight, int(stride), int(padding)):
+        return adder_ops.adder2d(x, weight, stride, padding, p)
     return Adder2dCompiledFunction.apply(x, weight, int(stride), int(padding), float(p))

@@ -27,6 +27,15 @@ than a convolution: on 2 cores shared with other jobs (load 2-4) it took 17-140x
 nn.Conv2d's time with 2 torch threads against 6.5-11x with 1 (p = 1, the benchmark's
 shapes); give each process at most one thread per free core.
 
+Those passes, not the arithmetic, set this path's speed: measured alternatives were no
+faster (2026-11-23, 1 thread): ``torch.cdist(p=1)`` runs a scalar loop (0.7-0.9 ns per
+element against ~0.25 for max + sum), ``F.pdist`` wastes half its pairs, a ternary
+``clamp(F, X - 1, X + 1)`` costs what subtract + clamp cost, multiply + sum is slower
+than the batched product, and smaller (L2-sized) blocks lose to per-op overhead. The
+opt-in fused kernels of ``adder_compiled`` (torch.compile) make one pass instead and
+bring the step to ~3-6x nn.Conv2d (median ~4x); this module stays the default and the
+exported one.
+
 Export: every object the CPU path needs is a top-level function or class here that
 references only ``torch``, ``math``, ``F``, ``nn`` and the others, listed in order in
 ``EXPORT_OBJECTS`` so the exporter can copy their source; ``adder2d`` is the entry point.
@@ -192,22 +201,13 @@ def _adder_chunk_grad_cols(cols, w2, g_cols, buf):
 
 
 def adder2d_forward_cpu(
-    x,
-    weight,
-    stride,
-    padding,
-    p,
-    chunk_bytes=2 << 20,
-    block_bytes=2 << 20,
-    distances=_adder_chunk_distances,
+    x, weight, stride, padding, p, chunk_bytes=2 << 20, block_bytes=2 << 20
 ):
     """Y = -sum_k |X_l - F|^p (eq. 20) with bounded memory; (N, O, Ho, Wo) like x.
 
     Besides the output, memory is a few reused buffers: a padded channels-last chunk of
     x and its (images x Ho x Wo, K) patches (at most ``chunk_bytes``, at least one image)
     and one (rows, O, K) block (at most ``block_bytes``, at least one row).
-    ``distances(cols, w2, p, buf, out)`` fills one chunk's (R, O) distances; a fused
-    kernel (``adder_compiled``) replaces the blocked one and passes ``block_bytes=0``.
     """
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
@@ -224,7 +224,7 @@ def adder2d_forward_cpu(
         r = x_chunk.shape[0] * ho * wo
         xp_chunk = _adder_load_chunk(x_chunk, padding, xp)
         chunk = _adder_patches(xp_chunk, (kh, kw), stride, (ho, wo), cols[:r])
-        distances(chunk, w2, p, buf, dist[:r])
+        _adder_chunk_distances(chunk, w2, p, buf, dist[:r])
         y[n0 : n0 + x_chunk.shape[0]] = dist[:r].neg_().view(-1, ho, wo, o).permute(0, 3, 1, 2)
     return y
 
@@ -244,7 +244,8 @@ def adder2d_backward_cpu(
 
     dX is None when ``need_input_grad`` is False (that skips the costly part). Buffers
     are those of ``adder2d_forward_cpu`` plus a padded chunk of dX. ``grad_cols(cols,
-    w2, g_cols, buf)`` returns one chunk's eq. 21 gradient patches (cols, overwritten).
+    w2, g_cols, buf)`` returns one chunk's eq. 21 gradient patches (may overwrite cols);
+    ``adder_compiled`` passes a fused kernel and ``block_bytes=0`` (no buf needed).
     """
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape

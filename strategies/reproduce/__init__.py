@@ -97,7 +97,8 @@ EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment
                "adder_toys", frozenset({"batch_size"})),
     Experiment("cifar10-compare",
                "seed 000 Table 2 (ResNet-20: CNN, AdderNet, BNN) and seed 004 Table 4 (ResNet vs HB-Net) "
-               "on CIFAR-10, 40 epochs each; needs --data-dir (or OPTINAS_DATA); ~1.5 h on one GPU",
+               "on CIFAR-10, 40 epochs each; needs --data-dir (or OPTINAS_DATA); ~40 min on one GPU "
+               "(estimate, not yet run)",
                "cifar10_compare", frozenset({"epochs", "batch_size", "data_dir"})),
 )}
 

@@ -51,8 +51,8 @@ def table_markdown(settings: CifarSettings, rows: list[dict], task, seconds: flo
                      f"{'-' if paper.accuracy is None else f'{paper.accuracy:.2f}'} | {row['epochs']} | {ours} | "
                      f"{gap} | {_millions(cost['mul'])} / {_millions(cost['add'])} / {_millions(cost['xnor'])} |")
     lines += ["", "Seed 000 counts ResNet-20 at 41.17M multiplications (CNN), 82.34M additions (AddNN) and "
-              "41.17M XNORs (BNN), leaving out the first and the last layer; the last column is our count under "
-              "the same convention."]
+              "41.17M XNORs (BNN), leaving out the first and the last layer; the last column is our count of "
+              "the same layers (41.17M matches no count of this network: see tests/search_space/test_cost_paper.py)."]
     return "\n".join(lines) + "\n"
 
 

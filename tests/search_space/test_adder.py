@@ -313,3 +313,65 @@ def test_triton_matches_cpu_path_on_cuda(dtype, p):
         assert err < limit, (name, err)
     layer = Adder2d(19, 37, 3, stride=2).cuda().to(dtype)
     assert layer(x.cuda()).is_cuda
+
+
+# ---------------------------------------------------------------- the compiled CPU path
+
+_COMPILED_CASES = [  # k, stride, padding, p: every kernel (l1, lp, windows dX, strided dX)
+    (3, 1, 1, 1.0), (3, 1, 2, 1.25), (5, 1, 1, 1.5), (3, 2, 1, 1.0), (3, 2, 0, 1.5),
+    (3, 1, 0, 2.0),
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_compiled_cpu_path_matches_reference():
+    """The torch.compile kernels (compiling takes ~20-60 s here) against eqs. 5, 20, 21."""
+    from search_space.layers import adder_compiled
+
+    pytest.importorskip("torch._inductor")
+    assert not adder_compiled._STATE["failed"]
+    for k, stride, padding, p in _COMPILED_CASES:
+        x, weight = _inputs(n=3, c=4, o=6, h=9, w=8, k=k)
+        y_ref = adder2d_reference(x, weight, stride, padding, p)
+        grad = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype)
+        dx_ref, dw_ref = reference_grads(x, weight, grad, stride, padding)
+        got = _run(adder_compiled.adder2d_compiled, x, weight, grad, stride, padding, p)
+        for a, b in zip(got, (y_ref, dx_ref, dw_ref)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert not adder_compiled._STATE["failed"], "a kernel fell back to eager"
+    x32 = torch.randn(4, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    y = adder_compiled.adder2d_compiled(x32, torch.randn(8, 8, 3, 3), 1, 1, 1.0)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compiled_cpu_path_falls_back_to_eager_with_one_warning(monkeypatch):
+    from search_space.layers import adder, adder_compiled
+
+    def broken():
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(adder_compiled, "_kernels", broken)
+    monkeypatch.setitem(adder_compiled._STATE, "failed", False)
+    monkeypatch.setitem(adder_compiled._STATE, "override", True)
+    x, weight = _inputs(n=2, c=3, o=4, h=6, w=5)
+    grad = torch.randn(2, 4, 6, 5, dtype=x.dtype)
+    with pytest.warns(RuntimeWarning, match=r"no C\+\+ compiler") as record:
+        got = _run(adder._adder_forward, x, weight, grad, 1, 1, 1.0)
+        adder._adder_forward(x, weight, 1, 1, 1.0)
+    assert sum("compiled CPU kernels failed" in str(w.message) for w in record) == 1
+    assert adder_compiled._STATE["failed"] and not adder_compiled.compiled_cpu_enabled()
+    for a, b in zip(got, _run(adder2d, x, weight, grad, 1, 1, 1.0)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_cpu_path_is_opt_in(monkeypatch):
+    from search_space.layers import adder_compiled
+
+    monkeypatch.setitem(adder_compiled._STATE, "override", None)
+    monkeypatch.setitem(adder_compiled._STATE, "failed", False)
+    monkeypatch.delenv(adder_compiled.ENV_VAR, raising=False)
+    assert not adder_compiled.compiled_cpu_enabled()
+    monkeypatch.setenv(adder_compiled.ENV_VAR, "1")
+    assert adder_compiled.compiled_cpu_enabled()
+    adder_compiled.set_adder_compile(False)
+    assert not adder_compiled.compiled_cpu_enabled()

@@ -1,7 +1,9 @@
 """The Ray Tune backend on a real two-node Ray cluster on this machine; kill -9 and restore.
 
 The cluster is a head and a second node started with ``ray start`` (one CPU each, dashboard
-off, addressed on 127.0.0.1) in a temporary folder of their own. Teardown ends exactly the
+off, token authentication off, joined and addressed as 127.0.0.1) in a temporary folder of
+their own. (Ray 2.60 still registers the nodes under the machine's own address, replacing
+127.0.0.1 by it, and its servers listen on every interface.) Teardown ends exactly the
 processes whose command line names that folder, and their children: ``ray stop`` would end
 every Ray on the machine, other sessions' included. Every test is skipped, with the reason,
 where Ray is missing or the cluster does not start.
@@ -23,6 +25,9 @@ import pytest
 from strategies.ray_trainable import INDEX_KEY, PRESET_KEY, RayTrial, SpaceFunction
 
 _START_TIMEOUT_S = 90
+# Loopback-only throwaway cluster: no token authentication, whatever ~/.ray/auth_token holds
+# (a local ray.init() elsewhere creates one, and `ray start` then turns token auth on).
+_ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def _free_port() -> int:
@@ -66,6 +71,21 @@ def _end_processes(folder: str) -> None:
             time.sleep(0.1)
 
 
+_folders: dict[str, str] = {}  # cluster address -> its temporary folder
+
+
+def _trial_workers(address: str) -> list[int]:
+    """Pids of the cluster's trial processes (Tune's function trainable actors)."""
+    pids = []
+    for pid in _processes_under(_folders[address]):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """``127.0.0.1:PORT`` of a head node plus a second node, one CPU each."""
@@ -74,7 +94,6 @@ def ray_cluster():
         pytest.skip("the ray command is not installed")
     folder = tempfile.mkdtemp(prefix="optinas-ray-")  # short: Ray's socket paths must fit 107 bytes
     port = _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus", "1", "--temp-dir", folder, "--disable-usage-stats"]
     steps = [[ray_cli, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
               "--include-dashboard=false", *common],
@@ -82,11 +101,12 @@ def ray_cluster():
     try:
         for step in steps:
             try:
-                done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=_START_TIMEOUT_S)
+                done = subprocess.run(step, env=_ENV, capture_output=True, text=True, timeout=_START_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 pytest.skip(f"`{' '.join(step[1:3])}` did not finish within {_START_TIMEOUT_S} s")
             if done.returncode != 0:
                 pytest.skip(f"could not start a Ray node: {(done.stderr or done.stdout).strip()[-400:]}")
+        _folders[f"127.0.0.1:{port}"] = folder
         yield f"127.0.0.1:{port}"
     finally:
         _end_processes(folder)
@@ -119,12 +139,13 @@ def _training_runs(experiment: Path) -> dict[str, int]:
     return runs
 
 
-def test_space_function_numbers_trials_and_puts_presets_first():
-    from strategies.optuna_driver import prepare
-    from strategies.config import SearchConfig
+def test_space_function_numbers_trials_and_puts_presets_first(tmp_path):
     import optuna
 
-    context = prepare(SearchConfig(study="unit", device="cpu", runs_dir=Path(tempfile.mkdtemp())))
+    from strategies.config import SearchConfig
+    from strategies.optuna_driver import prepare
+
+    context = prepare(SearchConfig(study="unit", device="cpu", runs_dir=tmp_path))
     space = SpaceFunction(context.space, presets=("resnet20",), offset=5)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     first, second = study.ask(), study.ask()
@@ -151,7 +172,8 @@ def test_space_function_numbers_trials_and_puts_presets_first():
 @pytest.mark.slow  # ~60 s here; the kill -9 test below checks the same layout after its rerun
 def test_pareto_search_on_a_two_node_cluster_writes_the_runs_layout(ray_cluster, tmp_path):
     started = time.time()
-    done = subprocess.run(_command(ray_cluster, tmp_path, "r", 3), capture_output=True, text=True, timeout=240)
+    done = subprocess.run(_command(ray_cluster, tmp_path, "r", 3), env=_ENV, capture_output=True, text=True,
+                          timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3 trials in" in done.stdout
     _check_layout(tmp_path / "r", 3)
@@ -176,9 +198,10 @@ def _check_layout(run_dir: Path, trials: int) -> None:
 
 def test_kill_9_of_the_driver_then_the_same_command_completes(ray_cluster, tmp_path):
     """Single-objective (ASHA) search of 3 trials on the two-node cluster, killed after one."""
-    command = _command(ray_cluster, tmp_path, "k", 3, "--objectives", "accuracy")
-    run_dir = tmp_path / "k"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A relative --runs-dir: Tune starts trials in their own folders, the trainable goes back.
+    command = _command(ray_cluster, Path("runs"), "k", 3, "--objectives", "accuracy")
+    run_dir = tmp_path / "runs" / "k"
+    process = subprocess.Popen(command, env=_ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 180
     while not _rows(run_dir):  # trials.jsonl is rewritten as each trial is recorded
         assert process.poll() is None, process.stderr.read().decode()[-3000:]
@@ -191,7 +214,7 @@ def test_kill_9_of_the_driver_then_the_same_command_completes(ray_cluster, tmp_p
     before = {attrs["ray_trial"]: attrs for attrs in _study_attrs(run_dir, "k").values()}
     assert 1 <= len(before) < 3
 
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    rerun = subprocess.run(command, env=_ENV, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "3 trials in" in rerun.stdout
     _check_layout(run_dir, 3)
@@ -201,3 +224,91 @@ def test_kill_9_of_the_driver_then_the_same_command_completes(ray_cluster, tmp_p
     runs = _training_runs(run_dir / "ray" / "tune")
     assert all(runs[f"trial-{trial_id}"] == 1 for trial_id in before), runs
     assert (run_dir / "report.html").is_file()
+
+
+def test_recorder_writes_each_kind_of_finished_trial_once(tmp_path):
+    pytest.importorskip("ray.tune")
+    import optuna
+    from optuna.distributions import IntDistribution, distribution_to_json
+    from ray import tune
+
+    from strategies.config import SearchConfig
+    from strategies.files import write_toml_atomic
+    from strategies.optuna_driver import create_study
+    from strategies.ray_records import RayRecorder
+
+    config = SearchConfig(study="rec", runs_dir=tmp_path / "runs", objectives=("accuracy",), device="cpu")
+    config.run_dir.mkdir(parents=True)
+    write_toml_atomic(config.run_dir / "config.toml", config.to_dict())
+    recorder = RayRecorder(config, create_study(config), progress=None)
+
+    def record(index, status, values, **attrs):
+        return {"index": index, "params": {"x": 2}, "distributions": {"x": distribution_to_json(IntDistribution(1, 3))},
+                "user_attrs": {"status": status, **attrs}, "constraints": {"mults": -1.0},
+                "intermediate": {"0": 0.5}, "status": status, "values": values}
+
+    def checkpoint(name, content, weights=False):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "record.json").write_text(json.dumps(content))
+        if weights:
+            (folder / "weights.pt").write_bytes(b"weights")
+        return tune.Checkpoint.from_directory(str(folder))
+
+    last = {"timestamp": 1_800_000_000, "time_total_s": 4.0, "node_ip": "127.0.0.1"}
+    trained = checkpoint("a", record(0, "trained", [0.9], metrics={"val_accuracy": 0.9}), weights=True)
+    recorder._record("t-trained", last, trained, None, {})
+    recorder._record("t-trained", last, trained, None, {})  # reconcile after the callback: no second copy
+    recorder._record("t-failed", last, checkpoint("b", record(1, "failed", None, failure="NaN loss")), None, {})
+    epoch = {**last, "epoch": 1, "optinas_record": json.dumps(record(2, None, None))}
+    recorder._record("t-pruned", epoch, None, None, {})
+    recorder._record("t-lost", last, None, "RayActorError: the node died", {"optinas_index": 3})
+
+    trials = recorder.study.get_trials()
+    assert [t.user_attrs["ray_trial"] for t in trials] == ["t-trained", "t-failed", "t-pruned", "t-lost"]
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                                         optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL]
+    assert trials[0].values == [0.9] and trials[0].params == {"x": 2} and trials[0].intermediate_values == {0: 0.5}
+    assert (trials[0].datetime_complete - trials[0].datetime_start).total_seconds() == 4.0
+    assert (config.run_dir / "checkpoints" / "0.pt").read_bytes() == b"weights"
+    rows = _rows(config.run_dir)
+    assert [row["status"] for row in rows] == ["trained", "failed", "pruned", "failed"]
+    assert rows[1]["failure"] == "NaN loss" and rows[2]["pruned_at_epoch"] == 1
+    assert rows[3]["failure"] == "ray: RayActorError: the node died"
+    assert recorder.next_index() == 4
+
+
+def test_torn_snapshots_are_dropped_before_a_restore(tmp_path):
+    import pickle
+
+    from strategies.ray_backend import _drop_torn_snapshots
+
+    (tmp_path / "experiment_state-1.json").write_text(json.dumps({"trial_data": []}))
+    (tmp_path / "search_gen_state-1.json").write_bytes(pickle.dumps({"counter": 3}))  # a pickle, despite .json
+    (tmp_path / "searcher-state-1.pkl").write_bytes(pickle.dumps({"_ot_trials": {}}))
+    (tmp_path / "experiment_state-2.json").write_text('{"trial_data": [')  # copy cut short by kill -9
+    (tmp_path / "searcher-state-2.pkl").write_bytes(b"")
+    _drop_torn_snapshots(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "experiment_state-1.json", "search_gen_state-1.json", "searcher-state-1.pkl"]
+
+
+@pytest.mark.slow  # ~40 s here
+def test_a_trial_whose_worker_dies_is_retried(ray_cluster, tmp_path):
+    command = _command(ray_cluster, tmp_path, "w", 1)
+    process = subprocess.Popen(command, env=_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed, deadline = None, time.time() + 120
+    while killed is None and time.time() < deadline and process.poll() is None:
+        for pid in _trial_workers(ray_cluster):
+            time.sleep(2)  # let it start training
+            os.kill(pid, signal.SIGKILL)
+            killed = pid
+            break
+        time.sleep(0.2)
+    assert killed is not None, "no trial worker process appeared"
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    rows = _rows(tmp_path / "w")
+    assert [row["status"] for row in rows] == ["trained"]
+    state = json.loads(sorted((tmp_path / "w" / "ray" / "tune").glob("experiment_state-*.json"))[-1].read_text())
+    assert json.loads(state["trial_data"][0][1])["num_failures"] == 1

@@ -1,7 +1,10 @@
-"""optinas reproduce: seed 004's Table 2 update rules (eqs. 7, 11-14), the registry and the CLI."""
+"""optinas reproduce: seed 004's Table 2 update rules (eqs. 7, 11-14), seed 000's toys, the CIFAR-10
+comparisons, the registry and the CLI."""
 
+import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -191,3 +194,165 @@ def test_fast_run_writes_table_json_and_offline_figure(tmp_path):
     figure = (folder / "figure.html").read_text()
     assert "Plotly.newPlot" in figure and "<script src=" not in figure  # plotly.js embedded
     assert "AGD2 (13) ours" in figure and "AGD2 (13) paper" in figure
+
+
+# ---------------------------------------------------------------- issue 8: all reproductions listed
+
+def test_list_names_every_experiment_with_its_needs_and_time():
+    lines = {line.split()[0]: line for line in list_text().splitlines()}
+    assert list(lines) == ["optnet-table2", "adder-toys", "cifar10-compare"]
+    assert "needs --data-dir" in lines["cifar10-compare"]
+    assert all("no data needed" in lines[name] for name in ("optnet-table2", "adder-toys"))
+    assert all(" ~" in line and ("min" in line or " h " in line) for line in lines.values())
+
+
+# ---------------------------------------------------------------- seed 000 toys (section 5.3)
+
+def test_toy_net_is_a_sigmoid_classifier_with_the_operator_swapped():
+    from strategies.reproduce.adder_toys import ToyNet
+
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 2, 1, 1), torch.randint(0, 2, (16,))
+    for kind in ("fc", "adder"):
+        logits = ToyNet(kind, 3)(x)
+        assert logits.shape == (16, 2) and torch.equal(logits[:, 0], torch.zeros(16))
+        # Softmax cross-entropy over (0, o) is the paper's binary cross-entropy of sigmoid(o).
+        torch.testing.assert_close(torch.nn.functional.cross_entropy(logits, y),
+                                   torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 1], y.float()))
+    adder, fc = ToyNet("adder", 3), ToyNet("fc", 3)
+    assert type(adder.hidden).__name__ == "AdderLinear" and isinstance(fc.hidden, torch.nn.Linear)
+    with pytest.raises(ConfigError, match="toy network kind must be one of fc, adder, got 'conv'"):
+        ToyNet("conv", 1)
+
+
+def test_paper_reading_covers_every_figure_cell():
+    from strategies.reproduce.adder_toys import NETWORKS, PAPER_READING, TOYS
+
+    assert set(PAPER_READING) == {(toy, net, n) for toy, (_, _, ns) in TOYS.items() for net in NETWORKS for n in ns}
+    # Section 5.3: the AdderNet separates the unit ball even with one hidden unit; FC needs three.
+    assert PAPER_READING["unit-ball", "adder", 1] and not PAPER_READING["unit-ball", "fc", 2]
+
+
+def test_comparative_claims_follow_the_cells():
+    from strategies.reproduce.adder_toys import NETWORKS, TOYS, comparative_claims
+
+    # The paper's picture: the AdderNet separates the unit ball from n = 1, wins on two balls,
+    # and the x*y sign needs three units in both networks.
+    accuracy = {("unit-ball", "adder", 1): 1.0, ("unit-ball", "fc", 1): 0.7, ("unit-ball", "fc", 2): 0.85,
+                ("unit-ball", "fc", 3): 1.0, ("two-balls", "adder", 3): 0.95, ("two-balls", "fc", 3): 0.85,
+                ("two-balls", "adder", 5): 0.97, ("two-balls", "fc", 5): 0.9}
+    accuracy.update({("xy-sign", net, n): {1: 0.6, 2: 0.75, 3: 0.97}[n] for net in NETWORKS for n in (1, 2, 3)})
+    rows = [{"toy": toy, "network": net, "hidden": n, "train_accuracy": accuracy.get((toy, net, n), 0.5)}
+            for toy, (_, _, ns) in TOYS.items() for net in NETWORKS for n in ns]
+    assert [claim["holds"] for claim in comparative_claims(rows)] == [True, True, True]
+    for row in rows:
+        if (row["toy"], row["network"], row["hidden"]) in {("unit-ball", "fc", 2), ("two-balls", "fc", 5),
+                                                           ("xy-sign", "adder", 2)}:
+            row["train_accuracy"] = 0.995  # FC n = 2 separates; FC wins at n = 5; adder n = 2 separates
+    assert [claim["holds"] for claim in comparative_claims(rows)] == [False, False, False]
+    two_balls = [row for row in rows if row["toy"] == "two-balls"]
+    assert [claim["holds"] for claim in comparative_claims(two_balls)] == [None, False, None]
+
+
+def test_adder_toys_fast_writes_its_table_and_the_adder_nets_learn(tmp_path, capsys):
+    assert cli_main(["reproduce", "adder-toys", "--fast", "--device", "cpu", "--quiet",
+                     "--runs-dir", str(tmp_path / "runs")]) == 0
+    folder = tmp_path / "runs" / "reproduce" / "adder-toys"
+    assert sorted(path.name for path in folder.iterdir()) == ["figure.html", "table.json", "table.md"]
+    table = json.loads((folder / "table.json").read_text())
+    assert len(table["results"]) == 18 and len(table["claims"]) == 18 and len(table["comparisons"]) == 3
+    for toy in ("unit-ball", "two-balls", "xy-sign"):
+        adder = [row for row in table["results"] if row["toy"] == toy and row["network"] == "adder"]
+        best = max(row["test_accuracy"] for row in adder)
+        assert best > adder[0]["chance"] + 0.1, (toy, best, adder[0]["chance"])
+    markdown = (folder / "table.md").read_text()
+    assert "## unit-ball (eq. 46, Fig. 4)" in markdown and "| AdderNet |" in markdown
+    assert markdown in capsys.readouterr().out
+    figure = (folder / "figure.html").read_text()
+    assert "Plotly.newPlot" in figure and "<script src=" not in figure
+    assert "two-balls, AdderNet, n = 10" in figure
+
+
+# ---------------------------------------------------------------- CIFAR-10 comparisons
+
+def test_cifar10_compare_without_data_refuses_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPTINAS_DATA", raising=False)
+    assert cli_main(["reproduce", "cifar10-compare", "--fast", "--runs-dir", str(tmp_path / "runs")]) == 2
+    stderr = capsys.readouterr().err
+    assert len(stderr.strip().splitlines()) == 1 and "cifar10-compare needs CIFAR-10: pass --data-dir" in stderr
+    assert not (tmp_path / "runs").exists()
+    assert cli_main(["reproduce", "adder-toys", "--data-dir", str(tmp_path)]) == 2
+    assert "experiment 'adder-toys' does not take --data-dir" in capsys.readouterr().err
+
+
+def test_cifar10_is_found_in_each_layout_users_have(tmp_path, monkeypatch):
+    from search_space.errors import DataError
+    from strategies.reproduce.cifar10_compare import find_cifar10
+
+    monkeypatch.delenv("OPTINAS_DATA", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="must hold cifar-10-batches-py/.*found none of them"):
+        find_cifar10(str(empty))
+    batches = tmp_path / "torchvision" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    (batches / "test_batch").write_bytes(b"")
+    assert find_cifar10(str(batches.parent)) == ("cifar10", str(batches.parent))
+    assert find_cifar10(str(batches)) == ("cifar10", str(batches.parent))
+    (tmp_path / "folder" / "train").mkdir(parents=True)
+    assert find_cifar10(str(tmp_path / "folder")) == (str(tmp_path / "folder"), None)
+    archive = empty / "cifar10-jpeg.tar.gz"
+    archive.write_bytes(b"")
+    assert find_cifar10(str(empty)) == (str(archive), None) == find_cifar10(str(archive))
+    monkeypatch.setenv("OPTINAS_DATA", str(empty))
+    assert find_cifar10(None) == (str(archive), None)
+
+
+def test_hb_net56_is_resnet56_built_like_hb_net20():
+    from search_space.presets import preset
+    from strategies.reproduce.cifar10_compare import genotype_for
+
+    hb56, resnet56 = genotype_for("hb-net56"), preset("resnet56")
+    assert [stage.depth for stage in hb56.stages] == [9, 9, 9] and hb56.stem == resnet56.stem
+    assert all(dict((c.name, c.value) for c in stage.block.coefficients) == {"b1": 1.0, "b2": -1.0}
+               for stage in hb56.stages)
+    # The same edit applied to resnet20 gives the hb-net20 preset exactly.
+    hb20 = dataclasses.replace(preset("resnet20"), stages=tuple(
+        dataclasses.replace(stage, block=hb56.stages[0].block) for stage in preset("resnet20").stages))
+    assert hb20 == preset("hb-net20")
+
+
+_DATA = os.environ.get("OPTINAS_DATA")
+
+
+@pytest.mark.skipif(not _DATA, reason="set OPTINAS_DATA to the shared data folder")
+def test_cifar10_subset_trains_and_tabulates_beside_the_paper():
+    from strategies.reproduce.cifar10_compare import CifarSettings, load_cifar10, run_models
+    from strategies.reproduce.cifar_outputs import table_markdown
+
+    settings = CifarSettings(models=("resnet20",), epochs=1, batch_size=32, warmup_epochs=0.0,
+                             train_images=64, scored_images=32)
+    task = load_cifar10(settings, None)
+    assert (task.num_train, len(task.val_y), len(task.test_y)) == (64, 32, 32)
+    assert len(task.train_y.unique()) >= 8  # a random sample, not the first class folder
+    rows = run_models(task, settings)
+    assert 0 <= rows[0]["test_accuracy"] <= 1 and len(rows[0]["curve"]) == 1
+    markdown = table_markdown(settings, rows, task, 1.0)
+    assert "| resnet20 | seed 000 Table 2, ResNet-20 CNN | 800 | 92.93 | 1 |" in markdown
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _DATA, reason="set OPTINAS_DATA to the shared data folder")
+def test_cifar10_compare_fast_writes_its_table(tmp_path, capsys):
+    # 42 s to 2 min on the shared 2-core CPU (load-dependent), mostly the adder ResNet-20: slow.
+    assert cli_main(["reproduce", "cifar10-compare", "--fast", "--device", "cpu", "--quiet",
+                     "--runs-dir", str(tmp_path / "runs")]) == 0
+    folder = tmp_path / "runs" / "reproduce" / "cifar10-compare"
+    assert sorted(path.name for path in folder.iterdir()) == ["figure.html", "table.json", "table.md"]
+    table = json.loads((folder / "table.json").read_text())
+    assert [row["model"] for row in table["results"]] == ["resnet20", "resnet20-adder", "resnet20-binary",
+                                                          "hb-net20"]
+    assert all("test_accuracy" in row for row in table["results"])
+    markdown = (folder / "table.md").read_text()
+    assert "| resnet20-binary | seed 000 Table 2, ResNet-20 BNN | 800 | 84.87 | 1 |" in markdown
+    assert "Plotly.newPlot" in (folder / "figure.html").read_text()
