@@ -83,8 +83,10 @@ class RayTrial:
     trial at ``max_t`` epochs, which would otherwise come before the checkpoint).
     """
 
-    def __init__(self, number: int, params: dict[str, Any], preset: str | None = None, last_step: int = -1):
+    def __init__(self, number: int, params: dict[str, Any], preset: str | None = None, last_step: int = -1,
+                 study=None):
         self.number, self.last_step = number, last_step
+        self.study = study  # the optinas study, read-only: an identical genotype's result is reused
         self.params = dict(params)
         self.user_attrs: dict[str, Any] = {"preset": preset} if preset else {}
         self.constraints: dict[str, float] = {}
@@ -188,7 +190,8 @@ def train_candidate(tune_config: dict[str, Any], search=None, cwd: str | None = 
 
     params = flatten_dict(dict(tune_config), delimiter="/")
     index = int(params.pop(INDEX_KEY))
-    trial = RayTrial(index, params, preset=params.pop(PRESET_KEY, None), last_step=search.epochs - 1)
+    trial = RayTrial(index, params, preset=params.pop(PRESET_KEY, None), last_step=search.epochs - 1,
+                     study=_recorded_study(search))
     staging = Path(tempfile.mkdtemp(prefix="optinas-trial-"))
     try:  # (ASHA stopping the trial mid-training ends it here too)
         outcome = run_trial(trial, _context(search, staging))
@@ -211,6 +214,21 @@ def _report(metrics: dict[str, Any], staging: Path) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(staging)))
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the persisted copy is under runs/<study>/ray/
+
+
+def _recorded_study(search):
+    """The optinas study the driver records trials into, when this node sees runs/ (a local
+    cluster, or a shared file system); None otherwise, and then nothing is reused."""
+    import optuna
+
+    from .storage import open_storage
+
+    if not (search.run_dir / "study.journal").is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=search.study, storage=open_storage(search.run_dir))
+    except Exception:  # unreadable here: train instead of reusing
+        return None
 
 
 _contexts: dict[Any, Any] = {}  # per worker process: Tune reuses it for the next trial

@@ -67,12 +67,12 @@ def checkpoint_path(run_dir: Path, number: int) -> Path:
 
 def _earlier_result(trial, genotype_hash: str) -> Any | None:
     """A finished trial that already trained this exact genotype (same hash), if any."""
-    study, number = getattr(trial, "study", None), trial.number
+    study, own_id = getattr(trial, "study", None), getattr(trial, "_trial_id", None)
     if study is None:
         return None
     for earlier in study.get_trials(deepcopy=False):
         attrs = earlier.user_attrs
-        if (earlier.number != number and attrs.get("hash") == genotype_hash
+        if (earlier._trial_id != own_id and attrs.get("hash") == genotype_hash
                 and attrs.get("status") in ("trained", "reused") and earlier.values is not None):
             return earlier
     return None

@@ -312,3 +312,21 @@ def test_a_trial_whose_worker_dies_is_retried(ray_cluster, tmp_path):
     assert [row["status"] for row in rows] == ["trained"]
     state = json.loads(sorted((tmp_path / "w" / "ray" / "tune").glob("experiment_state-*.json"))[-1].read_text())
     assert json.loads(state["trial_data"][0][1])["num_failures"] == 1
+
+
+def test_a_ray_trial_reuses_an_identical_genotype_from_the_study(tmp_path):
+    from strategies.config import SearchConfig
+    from strategies.optuna_driver import finished_trials, open_study, prepare, run_search
+    from strategies.ray_trainable import _recorded_study
+    from strategies.trial import run_trial
+
+    config = SearchConfig(study="u", trials=1, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
+                          threads=1)
+    run_search(config, show_progress=False)
+    trained = finished_trials(open_study(config.run_dir, "u"))[0]
+    study = _recorded_study(config)
+    assert study is not None and _recorded_study(SearchConfig(study="absent", runs_dir=tmp_path)) is None
+    trial = RayTrial(0, trained.params, study=study)  # Tune's index 0 is not optinas trial 0
+    outcome = run_trial(trial, prepare(config))
+    assert outcome.status == "reused" and outcome.values == tuple(trained.values)
+    assert trial.user_attrs["reused_from"] == trained.number

@@ -197,3 +197,16 @@ def test_a_trial_failed_elsewhere_does_not_stop_the_worker(monkeypatch):
     run_worker(study, context=None, target=2)
     assert calls == [0, 1, 2]
     assert [counts_toward(t) for t in study.get_trials()] == [False, True, True]
+
+
+def test_an_identical_genotype_reuses_the_earlier_result(tmp_path):
+    config = SearchConfig(study="d", trials=1, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
+                          threads=1)
+    run_search(config, show_progress=False)
+    first = open_study(config.run_dir, "d").get_trials()[0]
+    open_study(config.run_dir, "d").enqueue_trial(first.params)  # the sampler proposes it again
+    run_search(SearchConfig(**{**config.__dict__, "trials": 2}), show_progress=False)
+    second = open_study(config.run_dir, "d").get_trials()[1]
+    assert second.user_attrs["status"] == "reused" and second.user_attrs["reused_from"] == first.number
+    assert second.values == first.values and second.user_attrs["metrics"] == first.user_attrs["metrics"]
+    assert not (config.run_dir / "checkpoints" / "1.pt").exists()  # nothing was trained
