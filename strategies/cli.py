@@ -63,6 +63,8 @@ def _search_parser(commands) -> None:
                         help="proxy: train each candidate with widths scaled by W in (0, 1]; costs and "
                              "exports stay those of the real architecture (default: 1)")
     parser.add_argument("--resolution", type=int, metavar="PX", help="proxy: train on images resized to PX x PX")
+    parser.add_argument("--trial-time-limit", type=float, metavar="S", help="a candidate still training after "
+                        "S seconds fails with that reason and the search goes on (default: none)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study on this "
                         "machine, e.g. several small trials on one GPU (default: 1)")
     parser.add_argument("--storage", metavar="URL", help="keep the study in this database (postgresql://..., "
@@ -213,7 +215,8 @@ def _cmd_search(args) -> int:
                           data_dir=args.data_dir, download=args.download,
                           train_fraction=args.train_fraction, cuda_graphs=args.cuda_graphs,
                           objectives=args.objectives, pruner=args.pruner, width_multiplier=args.width_multiplier,
-                          resolution=args.resolution, workers=args.workers, storage=args.storage,
+                          resolution=args.resolution, trial_time_limit_s=args.trial_time_limit,
+                          workers=args.workers, storage=args.storage,
                           backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
                           gpus_per_trial=args.gpus_per_trial)
     presets = tuple(name.strip() for name in args.presets.split(",") if name.strip()) if args.presets else ()

@@ -49,6 +49,8 @@ class SearchConfig:
     cuda_graphs: bool = False
     width_multiplier: float = 1.0
     resolution: int | None = None
+    # A candidate still training after this many seconds fails ("time limit"); the search goes on.
+    trial_time_limit_s: float | None = None
     # Execution: worker processes on this machine, and a database URL shared by machines.
     workers: int = 1
     storage: str | None = None
@@ -81,6 +83,8 @@ class SearchConfig:
             raise ConfigError(f"--width-multiplier must be in (0, 1], got {self.width_multiplier}")
         if self.resolution is not None and not 4 <= self.resolution <= 1024:
             raise ConfigError(f"--resolution must be between 4 and 1024 pixels, got {self.resolution}")
+        if self.trial_time_limit_s is not None and not self.trial_time_limit_s > 0:
+            raise ConfigError(f"--trial-time-limit must be a positive number of seconds, got {self.trial_time_limit_s}")
         if not self.cpus_per_trial > 0:
             raise ConfigError(f"--cpus-per-trial must be positive, got {self.cpus_per_trial}")
         if not 0 <= self.gpus_per_trial <= 8:
@@ -170,6 +174,8 @@ class SearchConfig:
             data["data_dir"] = str(self.data_dir)
         if self.budget.hardware is not None:
             data["hardware"] = self.budget.hardware
+        if self.trial_time_limit_s is not None:
+            data["trial_time_limit_s"] = self.trial_time_limit_s
         return data
 
     @classmethod
@@ -184,7 +190,7 @@ class SearchConfig:
         budget = Budget(**limits, hardware=data.get("budget.hardware", data.get("hardware")))
         proxy = {key[len("proxy."):]: value for key, value in data.items() if key.startswith("proxy.")}
         known = ("study", "task", "trials", "seed", "sampler", "objectives", "pruner", "epochs", "device",
-                 "space", "data_dir", "storage", "backend")
+                 "space", "data_dir", "storage", "backend", "trial_time_limit_s")
         values = {key: data[key] for key in known if key in data}
         values.setdefault("pruner", "none")  # stored only where it acts
         if "objectives" in values:

@@ -164,7 +164,7 @@ def prepare(config: SearchConfig, threads: int | None = None) -> TrialContext:
     space = SearchSpace.from_toml(_input_spec(task), config.space)
     fidelity = Fidelity(epochs=config.epochs, train_fraction=config.train_fraction,
                         cuda_graphs=config.cuda_graphs, width_multiplier=config.width_multiplier,
-                        resolution=config.resolution)
+                        resolution=config.resolution, time_limit_s=config.trial_time_limit_s)
     _check_resume(config)
     return TrialContext(space=space, task=task, fidelity=fidelity, budget=config.budget,
                         device=device, seed=config.seed, run_dir=config.run_dir,

@@ -210,3 +210,14 @@ def test_an_identical_genotype_reuses_the_earlier_result(tmp_path):
     assert second.user_attrs["status"] == "reused" and second.user_attrs["reused_from"] == first.number
     assert second.values == first.values and second.user_attrs["metrics"] == first.user_attrs["metrics"]
     assert not (config.run_dir / "checkpoints" / "1.pt").exists()  # nothing was trained
+
+
+def test_a_trial_over_its_time_limit_fails_and_the_search_goes_on(tmp_path):
+    config = SearchConfig(study="t", trials=2, epochs=2, device="cpu", runs_dir=tmp_path, sampler="random",
+                          threads=1, trial_time_limit_s=1e-6)
+    summary = run_search(config, show_progress=False)
+    rows = _rows(config.run_dir)
+    assert summary.finished == 2 and summary.failed == 2
+    assert all(row["state"] == "FAIL" and "time limit of 1e-06 s exceeded" in row["failure"] for row in rows)
+    with pytest.raises(Exception, match="--trial-time-limit"):
+        SearchConfig(trial_time_limit_s=0)
