@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -44,6 +42,9 @@ if str(REPO_ROOT) not in sys.path:
 
 from search_space.layers.adder import Adder2d  # noqa: E402
 from search_space.layers.adder_compiled import set_adder_compile  # noqa: E402
+# The timing and memory helpers are bench_layers.py's (this script's folder is on sys.path).
+from bench_layers import cpu_peak_mib, cpu_times  # noqa: E402
+from bench_layers import cuda_result as run_cuda  # noqa: E402
 
 SHAPES = (  # name, batch, channels, height = width
     ("cifar 16ch 32x32", 128, 16, 32),
@@ -136,54 +137,6 @@ def make_case(method, batch, channels, size, device, p):
 def unfold_bytes(batch, channels, size, itemsize):
     """Size of the official code's (O, K, N*L) broadcast, its largest temporary."""
     return channels * channels * 9 * batch * size * size * itemsize
-
-
-def run_cuda(step, repeat):
-    """(median ms, peak MiB above what was allocated before the step)."""
-    step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    step()
-    torch.cuda.synchronize()
-    return statistics.median(times), (torch.cuda.max_memory_allocated() - base) / 2**20
-
-
-def cpu_peak_mib(step):
-    """Peak of live bytes allocated by torch during one step (CPU allocator events from
-    the profiler, sorted by time): the CPU analogue of cuda max_memory_allocated."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = prof.profiler.kineto_results.events()
-    events = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
-    live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
-        peak = max(peak, live)
-    return peak / 2**20
-
-
-def cpu_times(steps, repeat):
-    """Median wall ms per step; the methods take turns so a busy machine slows all alike."""
-    for step in steps.values():
-        step()
-    times = {name: [] for name in steps}
-    for _ in range(repeat):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def cpu_unfold_batch(batch, channels, size, budget_gb):

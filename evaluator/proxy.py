@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from search_space.errors import ConfigError
 from search_space.genotype import BOTTLENECK_EXPANSION, Genotype, InputSpec
 
 from .fidelity import Fidelity
@@ -45,10 +46,10 @@ def scale_widths(genotype: Genotype, factor: float) -> Genotype:
         The scaled genotype (validated like any other).
 
     Raises:
-        ValueError: If ``factor`` is not a positive number.
+        ConfigError: If ``factor`` is not a positive number (a ``ValueError`` too).
     """
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
-        raise ValueError(f"width factor must be a positive number, got {factor!r}")
+        raise ConfigError(f"width factor must be a positive number, got {factor!r}")
     if factor == 1:
         return genotype
     stem = dataclasses.replace(genotype.stem, width=_scaled(genotype.stem.width, factor))

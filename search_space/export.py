@@ -11,6 +11,7 @@ identifiers; every value from the genotype enters the file as a ``repr`` literal
 
 from __future__ import annotations
 
+import functools
 import inspect
 import pprint
 import textwrap
@@ -62,7 +63,10 @@ if __name__ == "__main__":
 '''
 
 
+@functools.lru_cache(maxsize=None)
 def _source(obj) -> str:
+    # inspect.getsource re-parses the whole defining module on every call; the objects are
+    # the package's own (a bounded set) and their source is fixed once imported.
     return textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n"
 
 

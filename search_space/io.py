@@ -16,16 +16,16 @@ def load_genotype(path: str | Path) -> Genotype:
     A name from ``search_space.presets.PRESETS`` (e.g. "resnet20") that is not an existing
     file gives that preset, at its paper's input size.
     """
-    from .presets import PRESETS, preset
+    from .presets import PRESETS, VARIANT_SUFFIXES, preset
 
     if str(path) in PRESETS and not Path(path).exists():
         return preset(str(path))
     path = Path(path)
     if not path.exists():
-        names = [name for name in PRESETS if not name.endswith(("-adder", "-binary", "-quant4"))]
+        names = [name for name in PRESETS if not name.endswith(VARIANT_SUFFIXES)]
         raise GenotypeError(
             f"genotype file {str(path)!r} does not exist and is not a preset name "
-            f"({', '.join(names)}, and resnetN-adder/-binary/-quant4)"
+            f"({', '.join(names)}, and resnetN{'/'.join(VARIANT_SUFFIXES)})"
         )
     if path.is_dir():
         candidate = path / "genotype.json"

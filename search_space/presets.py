@@ -32,7 +32,7 @@ from __future__ import annotations
 from .errors import GenotypeError
 from .genotype import BlockSpec, Coefficient, Genotype, HeadSpec, InputSpec, LayerSpec, StageSpec, StemSpec
 
-__all__ = ["preset", "PRESETS", "PRESET_SUMMARIES"]
+__all__ = ["preset", "PRESETS", "PRESET_SUMMARIES", "VARIANT_SUFFIXES"]
 
 CIFAR10 = InputSpec(3, 32, 32, 10)
 IMAGENET = InputSpec(3, 224, 224, 1000)
@@ -46,6 +46,8 @@ _VARIANTS = {
     "-binary": ("binary", {}),
     "-quant4": ("quant", {"w_bits": 4}),
 }
+#: Name endings of the layer-kind variants of the CIFAR ResNets ("resnet20-adder", ...).
+VARIANT_SUFFIXES: tuple[str, ...] = tuple(suffix for suffix in _VARIANTS if suffix)
 
 
 def _resnet_cifar(depth: int, suffix: str, b2: float = 0.0) -> Genotype:

@@ -9,9 +9,12 @@ the optimizer step, and ``for_inference`` before every evaluation and at the end
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
 
-__all__ = ["TrainingRecipe", "recipes_for"]
+__all__ = ["TrainingRecipe", "recipes_for", "rescale_gradient"]
 
 
 class TrainingRecipe:
@@ -25,6 +28,26 @@ class TrainingRecipe:
 
     def for_inference(self, model: nn.Module) -> None:
         """Put the kind's layers in their inference state (e.g. adder p = 1)."""
+
+
+@torch.no_grad()
+def rescale_gradient(grad: torch.Tensor | None, eta: float) -> bool:
+    """Adaptive learning-rate scaling (seed 000, eq. 27): grad <- eta sqrt(k) / ||grad||_2 * grad.
+
+    k = grad.numel(), so a layer steps by about eta sqrt(k) whatever its gradient norm.
+    Shared by the adder recipe (the paper's use) and the binary one (latent weights).
+    A missing, all-zero or non-finite gradient is left alone.
+
+    Returns:
+        Whether the gradient was rescaled.
+    """
+    if grad is None:
+        return False
+    norm = float(torch.linalg.vector_norm(grad, dtype=torch.float32))
+    if not (norm > 0.0 and math.isfinite(norm)):
+        return False
+    grad.mul_(eta * math.sqrt(grad.numel()) / norm)
+    return True
 
 
 def recipes_for(model: nn.Module) -> list[TrainingRecipe]:

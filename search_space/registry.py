@@ -18,6 +18,7 @@ __all__ = [
     "OpCount",
     "OptionSpec",
     "LayerKind",
+    "dense_params",
     "BlockPattern",
     "register_layer",
     "register_pattern",
@@ -72,6 +73,14 @@ class OptionSpec:
         return value
 
 
+def dense_params(form: str, in_channels: int, out_shape: tuple[int, ...], kernel_size: int,
+                 options: Mapping[str, Any] | None = None) -> int:
+    """Parameters of a plain layer: the weights, plus a bias per output in the linear form."""
+    if form == "linear":
+        return out_shape[0] * in_channels + out_shape[0]
+    return out_shape[0] * in_channels * kernel_size * kernel_size
+
+
 @dataclass(frozen=True)
 class LayerKind:
     """An arithmetic kind: how to build it, what it costs, how to export it.
@@ -83,7 +92,8 @@ class LayerKind:
         per_output: ops per output element, given the fan-in and the options.
         params: parameter count of one layer without building it:
             ``params(form, in_channels, out_shape, kernel_size, options)`` with form "conv"
-            or "linear" and ``out_shape`` (C, H, W) or (features,).
+            or "linear" and ``out_shape`` (C, H, W) or (features,); defaults to
+            ``dense_params`` (weights, plus a bias in the linear form).
         options: the kind's options; modules keep each as an attribute of the same name,
             which is how the hook-based cost count reads them back.
         export_objects: functions and classes (besides ``conv`` and ``linear``) whose source an
@@ -104,7 +114,7 @@ class LayerKind:
     conv: type
     linear: type
     per_output: Callable[[int, Mapping[str, Any]], OpCount]
-    params: Callable[..., int]
+    params: Callable[..., int] = dense_params
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     export_objects: tuple[Any, ...] = ()
     export_prelude: str = ""

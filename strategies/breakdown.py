@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 from search_space import Genotype, count_cost
-from search_space.cost.energy import layer_precision
+from search_space.cost.energy import layer_precision, op_prices
 
 __all__ = ["EnergyBreakdown", "PARTS", "energy_breakdown"]
 
@@ -50,14 +50,11 @@ class EnergyBreakdown:
 def _prices(weight_bits: int, activation_bits: int, profile) -> tuple[float, float, float, float, bool]:
     """(mul, add, xnor, shift) pJ and whether the record is binary: the energy model's prices.
 
-    ``energy._op_prices`` is the one source of those prices; it is private to the cost
-    package, so it is reached through the module rather than re-derived here (a second
-    copy of the pricing rules could drift from the one the budgets use).
+    ``energy.op_prices`` is the one source of those prices (a second copy of the pricing
+    rules could drift from the one the budgets use).
     """
-    from search_space.cost import energy
-
     binary = layer_precision(weight_bits, activation_bits, profile) == "int1"
-    return (*energy._op_prices(weight_bits, activation_bits, profile), binary)
+    return (*op_prices(weight_bits, activation_bits, profile), binary)
 
 
 def energy_breakdown(genotype: Genotype | dict, hardware=None) -> EnergyBreakdown:

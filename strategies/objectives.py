@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from search_space.errors import ConfigError
 
-__all__ = ["Objective", "OBJECTIVES", "DEFAULT_OBJECTIVES", "parse_objectives", "objective_values",
+__all__ = ["Objective", "OBJECTIVES", "DEFAULT_OBJECTIVES", "parse_objectives", "objectives_of", "objective_values",
            "directions", "dominates", "pareto_indices"]
 
 
@@ -67,6 +67,12 @@ def parse_objectives(text: str | list | tuple) -> tuple[Objective, ...]:
         raise ConfigError(f"--objectives must include accuracy (the others are costs to trade it "
                           f"against); got {text!r}")
     return tuple(OBJECTIVES[name] for name in names)
+
+
+def objectives_of(settings: dict) -> tuple[Objective, ...]:
+    """The objectives a study's stored settings (config.toml) name; older studies: the default."""
+    names = settings.get("objectives") or DEFAULT_OBJECTIVES
+    return parse_objectives(names if isinstance(names, str) else list(names))
 
 
 def directions(objectives) -> list[str]:

@@ -18,6 +18,7 @@ from search_space.errors import ConfigError
 
 from .config import SearchConfig
 from .files import read_toml, write_toml_atomic
+from .objectives import DEFAULT_OBJECTIVES
 from .samplers import make_sampler
 from .storage import is_database_url, open_storage
 from .trial import TrialContext
@@ -120,7 +121,7 @@ def enqueue_presets(study, names) -> int:
 
 def _check_same(stored: dict, config: SearchConfig) -> None:
     """A study joined or resumed must have been created with the same search-defining settings."""
-    stored = {"objectives": ["accuracy", "mults"], **stored}  # studies older than --objectives
+    stored = {"objectives": list(DEFAULT_OBJECTIVES), **stored}  # studies older than --objectives
     for key, value in config.identity().items():
         if stored.get(key) != value:
             raise ConfigError(
@@ -178,6 +179,19 @@ def _input_spec(task):
     return InputSpec(channels=channels, height=height, width=width, classes=task.num_classes)
 
 
+def prepare_run_dir(config: SearchConfig, presets=(), threads: int | None = None) -> TrialContext:
+    """Validate every input (presets included), then create runs/<study>/ with its config.toml."""
+    from search_space.presets import preset
+
+    context = prepare(config, threads=threads)
+    for name in presets:  # every preset must fit the task before anything is written
+        preset(name, context.space.input)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    if not (config.run_dir / "config.toml").exists():
+        write_toml_atomic(config.run_dir / "config.toml", config.to_dict())
+    return context
+
+
 def start_study(config: SearchConfig, presets=()):
     """Validate, then create or resume the study: (context, study, interrupted trials retried).
 
@@ -185,14 +199,7 @@ def start_study(config: SearchConfig, presets=()):
     RUNNING trial was left by a killed process and is retried now. In a database, workers
     elsewhere may be alive: there the heartbeat decides.
     """
-    from search_space.presets import preset
-
-    context = prepare(config, threads=max(1, config.cpu_threads // config.workers))
-    for name in presets:  # every preset must fit the task before anything is written
-        preset(name, context.space.input)
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    if not (config.run_dir / "config.toml").exists():
-        write_toml_atomic(config.run_dir / "config.toml", config.to_dict())
+    context = prepare_run_dir(config, presets, threads=max(1, config.cpu_threads // config.workers))
     study = create_study(config, make_sampler(config.sampler, config.seed, len(config.objectives)))
     retried = 0 if is_database_url(config.storage) else recover_interrupted(study)
     enqueue_presets(study, presets)
@@ -211,7 +218,6 @@ def run_search(config: SearchConfig, show_progress: bool = True, presets=()) -> 
 
         return run_ray_search(config, show_progress=show_progress, presets=presets)
     from .progress import SearchProgress
-    from .results import finalize
 
     started = time.perf_counter()
     context, study, retried = start_study(config, presets)
@@ -220,16 +226,22 @@ def run_search(config: SearchConfig, show_progress: bool = True, presets=()) -> 
         if retried:
             progress.note(f"resuming: {retried} interrupted trial(s) will be retried")
         if config.workers == 1:
-            def on_trial(study, frozen) -> None:
-                progress.trial_done(frozen)
-                finalize(config.run_dir, study, exports=False)
-
-            run_worker(study, context, config.trials, on_trial=on_trial)
+            run_worker(study, context, config.trials, on_trial=live_updates(config, progress))
         else:
             from .parallel import run_worker_processes
 
             run_worker_processes(config, study, progress)
     return summarize(config, study, started)
+
+
+def live_updates(config: SearchConfig, progress):
+    """The callback of an in-process worker: a progress line and a fresh trials.jsonl per trial."""
+    from .results import finalize
+
+    def on_trial(study, frozen) -> None:
+        progress.trial_done(frozen)
+        finalize(config.run_dir, study, exports=False)
+    return on_trial
 
 
 def summarize(config: SearchConfig, study, started: float) -> SearchSummary:

@@ -43,7 +43,7 @@ class SearchProgress:
 
     def trial_done(self, trial) -> None:
         """One line for a finished trial (an ``optuna.trial.FrozenTrial``)."""
-        from .worker import trial_status
+        from .worker import NOT_COUNTED, trial_status
 
         if not self.enabled:
             return
@@ -58,7 +58,7 @@ class SearchProgress:
             detail = "over budget, not trained"
         elif status == "pruned":
             detail = f"pruned after epoch {attrs.get('pruned_at_epoch', '?')}"
-        elif status in ("interrupted", "surplus"):
+        elif status in NOT_COUNTED:
             return  # not counted; its parameters are queued again
         else:
             detail = f"failed: {attrs.get('failure', 'unknown reason')}"

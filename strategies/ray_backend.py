@@ -200,10 +200,7 @@ def _start_study(config: SearchConfig, presets):
     Ray trial is written once it has finished), so there is nothing to recover here, and
     the presets go to the searcher (``SpaceFunction``) rather than the study's queue.
     """
-    from search_space.presets import preset
-
-    from .files import write_toml_atomic
-    from .optuna_driver import create_study, prepare
+    from .optuna_driver import create_study, prepare_run_dir
 
     if config.storage is not None:
         raise ConfigError("--storage is for `optinas worker` with the optuna backend; with --backend ray "
@@ -212,13 +209,7 @@ def _start_study(config: SearchConfig, presets):
         raise ConfigError(f"--workers {config.workers} is for the optuna backend; with --backend ray use "
                           "--cpus-per-trial and --gpus-per-trial to pack trials onto the cluster")
     check_address(config.address)
-    context = prepare(config)
-    for name in presets:  # every preset must fit the task before anything is written
-        preset(name, context.space.input)
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    if not (config.run_dir / "config.toml").exists():
-        write_toml_atomic(config.run_dir / "config.toml", config.to_dict())
-    return context, create_study(config)
+    return prepare_run_dir(config, presets), create_study(config)
 
 
 def run_ray_search(config: SearchConfig, show_progress: bool = True, presets=()):

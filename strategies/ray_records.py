@@ -75,17 +75,32 @@ def _load_checkpoint(checkpoint) -> tuple[dict | None, Path | None]:
     return (json.loads(record.read_text()) if record.exists() else None), local
 
 
+_parsed: dict[Path, tuple[tuple[int, int], set[str]]] = {}  # snapshot -> ((mtime, size), finished ids)
+
+
 def _finished_in_snapshot(experiment: Path) -> set[str]:
-    """Ids of the trials that the newest experiment snapshot on disk has as finished."""
+    """Ids of the trials that the newest experiment snapshot on disk has as finished.
+
+    Called on every Tune step while a finished trial waits; the snapshot (which grows with
+    the trials) is parsed again only once Tune has rewritten it.
+    """
     snapshots = sorted(experiment.glob("experiment_state-*.json"))  # named by session start
     if not snapshots:
         return set()
     try:
+        stat = snapshots[-1].stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        cached = _parsed.get(snapshots[-1])
+        if cached is not None and cached[0] == version:
+            return cached[1]
         state = json.loads(snapshots[-1].read_text())
         trials = [json.loads(entry[0]) for entry in state["trial_data"]]
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return set()  # being copied right now; the next step looks again
-    return {trial["trial_id"] for trial in trials if trial.get("status") in ("TERMINATED", "ERROR")}
+    finished = {trial["trial_id"] for trial in trials if trial.get("status") in ("TERMINATED", "ERROR")}
+    _parsed.clear()  # only the newest snapshot is ever asked again
+    _parsed[snapshots[-1]] = (version, finished)
+    return finished
 
 
 class RayRecorder(Callback):
@@ -170,20 +185,25 @@ class RayRecorder(Callback):
                 "constraints": {}, "intermediate": {}}
             state = TrialState.FAIL
             attrs = {"status": "failed", "failure": f"ray: {error or 'the trial ended without a result'}"}
-        distributions = {name: json_to_distribution(text) for name, text in record["distributions"].items()}
-        params = {name: value for name, value in record["params"].items() if name in distributions}
-        user_attrs = {**record["user_attrs"], **attrs, "ray_trial": trial_id, "ray_index": record["index"],
-                      "worker": f"ray:{last.get('node_ip', '?')}"}
-        frozen = optuna.trial.create_trial(
-            state=state, values=record.get("values") if state == TrialState.COMPLETE else None,
-            params=params, distributions=distributions, user_attrs=user_attrs,
-            intermediate_values={int(step): value for step, value in record["intermediate"].items()},
-            constraints=record["constraints"] or None)
-        if "timestamp" in last:
-            finished = datetime.fromtimestamp(last["timestamp"])
-            frozen.datetime_start = finished - timedelta(seconds=float(last.get("time_total_s", 0.0)))
-            frozen.datetime_complete = finished
-        number = self._store(frozen, local)
+        try:  # the checkpoint copy in ``local`` is removed by _store, or here if building fails
+            distributions = {name: json_to_distribution(text) for name, text in record["distributions"].items()}
+            params = {name: value for name, value in record["params"].items() if name in distributions}
+            user_attrs = {**record["user_attrs"], **attrs, "ray_trial": trial_id, "ray_index": record["index"],
+                          "worker": f"ray:{last.get('node_ip', '?')}"}
+            frozen = optuna.trial.create_trial(
+                state=state, values=record.get("values") if state == TrialState.COMPLETE else None,
+                params=params, distributions=distributions, user_attrs=user_attrs,
+                intermediate_values={int(step): value for step, value in record["intermediate"].items()},
+                constraints=record["constraints"] or None)
+            if "timestamp" in last:
+                finished = datetime.fromtimestamp(last["timestamp"])
+                frozen.datetime_start = finished - timedelta(seconds=float(last.get("time_total_s", 0.0)))
+                frozen.datetime_complete = finished
+            number = self._store(frozen, local)
+        except BaseException:
+            if local is not None:
+                shutil.rmtree(local, ignore_errors=True)
+            raise
         self.recorded.add(trial_id)
         if self.progress is not None:
             self.progress.trial_done(self.study.get_trials(deepcopy=False)[number])

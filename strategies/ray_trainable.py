@@ -216,19 +216,32 @@ def _report(metrics: dict[str, Any], staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)  # the persisted copy is under runs/<study>/ray/
 
 
+_studies: dict[tuple[str, str], Any] = {}  # per worker process, like _contexts
+
+
 def _recorded_study(search):
     """The optinas study the driver records trials into, when this node sees runs/ (a local
-    cluster, or a shared file system); None otherwise, and then nothing is reused."""
+    cluster, or a shared file system); None otherwise, and then nothing is reused.
+
+    Opened once per worker process: the journal storage reads only what the driver appended
+    since, where loading it afresh for every trial would replay the whole journal each time.
+    """
     import optuna
 
     from .storage import open_storage
 
+    key = (str(search.run_dir.resolve()), search.study)
+    if key in _studies:
+        return _studies[key]
     if not (search.run_dir / "study.journal").is_file():
         return None
     try:
-        return optuna.load_study(study_name=search.study, storage=open_storage(search.run_dir))
+        study = optuna.load_study(study_name=search.study, storage=open_storage(search.run_dir))
     except Exception:  # unreadable here: train instead of reusing
         return None
+    _studies.clear()
+    _studies[key] = study
+    return study
 
 
 _contexts: dict[Any, Any] = {}  # per worker process: Tune reuses it for the next trial

@@ -46,11 +46,11 @@ def join_study(study_name: str, url: str, runs_dir: Path = Path("runs"), device:
     import os
 
     from .config import SearchConfig
-    from .optuna_driver import CONFIG_ATTR, make_pruner, open_study, prepare, summarize
-    from .progress import SearchProgress
-    from .results import finalize
-    from .samplers import make_sampler
     from .files import write_toml_atomic
+    from .optuna_driver import (CONFIG_ATTR, finished_trials, live_updates, make_pruner, open_study, prepare,
+                                summarize)
+    from .progress import SearchProgress
+    from .samplers import make_sampler
     from .worker import run_worker
 
     started = time.perf_counter()
@@ -69,10 +69,6 @@ def join_study(study_name: str, url: str, runs_dir: Path = Path("runs"), device:
     # Each worker samples with its own seed, so workers do not propose the same candidates.
     sampler = make_sampler(config.sampler, config.seed + os.getpid(), len(config.objectives))
     study = open_study(config.run_dir, study_name, sampler=sampler, url=url, pruner=make_pruner(config))
-    with SearchProgress(config, already=0, enabled=show_progress) as progress:
-        def on_trial(study, frozen) -> None:
-            progress.trial_done(frozen)
-            finalize(config.run_dir, study, exports=False)
-
-        run_worker(study, context, config.trials, on_trial=on_trial)
+    with SearchProgress(config, already=len(finished_trials(study)), enabled=show_progress) as progress:
+        run_worker(study, context, config.trials, on_trial=live_updates(config, progress))
     return summarize(config, study, started)

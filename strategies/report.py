@@ -18,6 +18,7 @@ from pathlib import Path
 from search_space.errors import ConfigError, OptinasError
 
 from .files import read_toml, write_text_atomic
+from .objectives import objectives_of
 from .report_figures import (breakdown_figure, front_figure, hypervolume_figure, importance_figure,
                              row_label)
 from .report_sections import budget_from_config, counted_trials, counts_section, front_table, reference_text
@@ -46,13 +47,6 @@ class ReportSummary:
 def _config(run_dir: Path) -> dict:
     path = run_dir / "config.toml"
     return read_toml(path) if path.exists() else {}
-
-
-def _objectives(config: dict):
-    from .objectives import DEFAULT_OBJECTIVES, parse_objectives
-
-    names = config.get("objectives") or DEFAULT_OBJECTIVES  # studies older than objectives: the default
-    return parse_objectives(names if isinstance(names, str) else list(names))
 
 
 def load_report_study(run_dir: Path, storage_url: str | None = None):
@@ -99,7 +93,7 @@ def build_report(run_dir: Path, storage_url: str | None = None) -> ReportSummary
 
     study, config = load_report_study(run_dir, storage_url)
     rows = trial_rows(study)
-    front = pareto_front(rows, _objectives(config))  # the front finalize exports to best/
+    front = pareto_front(rows, objectives_of(config))  # the front finalize exports to best/
     path = write_report(run_dir, rows, front, study.study_name, study=study, config=config)
     return ReportSummary(path, counted_trials(rows), tuple(row["number"] for row in front))
 
@@ -193,7 +187,7 @@ def write_report(run_dir: Path, rows: list[dict], front: list[dict], study_name:
     from .hypervolume import reference_point
 
     config = _config(run_dir) if config is None else config
-    objectives = _objectives(config)
+    objectives = objectives_of(config)
     reference = reference_point(objectives, rows, budget_from_config(config))
     stated = reference_text(objectives, reference, config)
     first = [True]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from .budgets import Budget
 from .objectives import OBJECTIVES
+from .worker import NOT_COUNTED
 
-__all__ = ["budget_from_config", "reference_text", "front_table", "counts_section", "counted_trials", "status_of"]
+__all__ = ["budget_from_config", "reference_text", "front_table", "counts_section", "counted_trials"]
 
 _TRACEBACK = re.compile(r"\s*\(traceback in [^)]*\)\s*$")
 _LISTED = 20  # trial numbers listed per reason before "and N more"
@@ -70,11 +71,6 @@ def front_table(run_dir: Path, front: list[dict], objectives) -> str:
     return "\n".join(lines)
 
 
-def status_of(row: dict) -> str:
-    """trained, reused, infeasible, pruned or failed (a PRUNED state wins over a missing status)."""
-    return "pruned" if row.get("state") == "PRUNED" else row["status"]
-
-
 def _trial_list(numbers: list[int]) -> str:
     shown = ", ".join(map(str, numbers[:_LISTED]))
     return shown + (f" and {len(numbers) - _LISTED} more" if len(numbers) > _LISTED else "")
@@ -112,8 +108,11 @@ def _infeasible(rows: list[dict]) -> str:
 
 
 def counted_trials(rows: list[dict]) -> int:
-    """Finished trials that count toward the requested number (not interrupted, not surplus)."""
-    return sum(1 for row in rows if status_of(row) not in ("interrupted", "surplus"))
+    """Finished trials that count toward the requested number (not interrupted, not surplus).
+
+    ``row["status"]`` is ``worker.trial_status``; this is ``worker.counts_toward`` on rows.
+    """
+    return sum(1 for row in rows if row["status"] not in NOT_COUNTED)
 
 
 def _pruned_reason(row: dict) -> str:
@@ -129,10 +128,10 @@ def counts_section(rows: list[dict], study=None) -> str:
     """
     by_status: dict[str, list[dict]] = {}
     for row in rows:
-        by_status.setdefault(status_of(row), []).append(row)
+        by_status.setdefault(row["status"], []).append(row)
     counts = {status: len(by_status.get(status, [])) for status in
               ("trained", "reused", "infeasible", "pruned", "failed")}
-    extra = {status: len(by_status[status]) for status in ("interrupted", "surplus") if status in by_status}
+    extra = {status: len(by_status[status]) for status in NOT_COUNTED if status in by_status}
     running = 0
     if study is not None:
         running = sum(1 for trial in study.get_trials(deepcopy=False) if trial.state.name == "RUNNING")

@@ -8,7 +8,7 @@ from pathlib import Path
 from search_space import Genotype, count_cost, export_source
 
 from .files import read_toml, replace_dir_atomic, write_jsonl_atomic, write_text_atomic
-from .objectives import DEFAULT_OBJECTIVES, parse_objectives, pareto_indices
+from .objectives import DEFAULT_OBJECTIVES, objectives_of, parse_objectives, pareto_indices
 from .trial import checkpoint_path
 from .worker import trial_status
 
@@ -18,8 +18,7 @@ __all__ = ["trial_rows", "pareto_front", "finalize", "cost_table_text", "study_o
 def study_objectives(run_dir: Path):
     """The objectives of the study in ``run_dir`` (config.toml; older studies: accuracy, mults)."""
     path = run_dir / "config.toml"
-    names = read_toml(path).get("objectives", DEFAULT_OBJECTIVES) if path.exists() else DEFAULT_OBJECTIVES
-    return parse_objectives(list(names))
+    return objectives_of(read_toml(path) if path.exists() else {})
 
 
 def trial_rows(study) -> list[dict]:

@@ -47,8 +47,12 @@ class TrialContext:
     prunes: bool = False  # report per-epoch accuracy and stop when the pruner says so
 
     @property
+    def latency_objective(self) -> bool:
+        return any(objective.name == "latency" for objective in self.objectives)
+
+    @property
     def needs_latency(self) -> bool:
-        return self.budget.needs_latency or any(o.name == "latency" for o in self.objectives)
+        return self.budget.needs_latency or self.latency_objective
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,7 @@ def screen(trial, context: TrialContext) -> Screened:
     trial.set_user_attr("cost_paper", cost.paper)
     violations = budget.violations(cost)
     model, failure, latency = None, "", None
-    latency_is_objective = any(objective.name == "latency" for objective in context.objectives)
-    if context.needs_latency and (latency_is_objective or all(v <= 0 for v in violations.values())):
+    if context.needs_latency and (context.latency_objective or all(v <= 0 for v in violations.values())):
         try:
             torch.manual_seed(context.seed + trial.number)
             model = build_model(genotype)

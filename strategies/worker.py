@@ -22,9 +22,10 @@ import os
 import socket
 import time
 
-__all__ = ["counts_toward", "trial_status", "run_worker", "worker_tag", "retry_trial", "INTERRUPTED"]
+__all__ = ["NOT_COUNTED", "counts_toward", "trial_status", "run_worker", "worker_tag", "retry_trial", "INTERRUPTED"]
 
 INTERRUPTED = "interrupted: the process running this trial stopped; the trial was retried"
+NOT_COUNTED = ("interrupted", "surplus")  # statuses of finished trials that hand their slot back
 _WAIT_S = 1.0  # how often an idle worker looks again while others finish the last trials
 
 
@@ -58,7 +59,7 @@ def counts_toward(trial) -> bool:
     """Whether a trial counts toward the requested number (see the module docstring)."""
     if trial.state.name in ("RUNNING", "WAITING"):
         return False
-    return trial_status(trial) not in ("interrupted", "surplus")
+    return trial_status(trial) not in NOT_COUNTED
 
 
 def retry_trial(study, trial, reason: str = INTERRUPTED, mark: bool = True) -> None:

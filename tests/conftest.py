@@ -89,3 +89,4 @@ torch.set_num_threads(1)
 def _seeded():
     torch.manual_seed(0)
     random.seed(0)
+    torch.set_num_threads(1)  # again per test: a search run (optuna_driver.prepare) sets its own count

@@ -14,14 +14,12 @@ learnable; in paper mode beta_1 = 0, so no projection is built at all.
 
 from __future__ import annotations
 
-import functools
-
 import torch.nn.functional as F
 from torch import nn
 
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
-from .nesterov import coefficient_value, nesterov_betas, nesterov_thetas, plain_stage
+from .nesterov import cached_plan, coefficient_value, nesterov_betas, nesterov_thetas
 
 __all__ = ["NesterovBlock", "AGD", "agd_plan"]
 
@@ -80,9 +78,7 @@ class NesterovBlock(nn.Module):
         return [x if self.keep else None, new]
 
 
-@functools.lru_cache(maxsize=512)
-def _cached_plan(block, depth):
-    return agd_plan(plain_stage(block, depth))
+_cached_plan = cached_plan(agd_plan)
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):

@@ -21,14 +21,12 @@ h_{k+1,0} = 0 for k >= 1, so x_1 = T_0(x_0) and no projection exists. The histor
 
 from __future__ import annotations
 
-import functools
-
 import torch.nn.functional as F
 from torch import nn
 
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
-from .nesterov import coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas, plain_stage
+from .nesterov import cached_plan, coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas
 
 __all__ = ["TiedNesterovBlock", "AGD2", "agd2_plan"]
 
@@ -92,9 +90,7 @@ class TiedNesterovBlock(nn.Module):
         return stored + [d, new]
 
 
-@functools.lru_cache(maxsize=512)
-def _cached_plan(block, depth):
-    return agd2_plan(plain_stage(block, depth))
+_cached_plan = cached_plan(agd2_plan)
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):

@@ -25,14 +25,12 @@ later block weighs (None for the rest): [x_0, T_0, x_1, T_1, ..., x_k, T_k, x_{k
 
 from __future__ import annotations
 
-import functools
-
 import torch.nn.functional as F
 from torch import nn
 
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
-from .nesterov import coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas, plain_stage
+from .nesterov import cached_plan, coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas
 
 __all__ = ["DenseNesterovBlock", "AGD_DENSE", "dense_plan", "PAPER_BETA"]
 
@@ -106,9 +104,7 @@ class DenseNesterovBlock(nn.Module):
         return stored + [x if self.keep_x else None, t if self.keep_t else None, new]
 
 
-@functools.lru_cache(maxsize=512)
-def _cached_plan(block, depth):
-    return dense_plan(plain_stage(block, depth))
+_cached_plan = cached_plan(dense_plan)
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):

@@ -16,7 +16,10 @@ while they are built), so they use plain float arithmetic and nothing else.
 
 from __future__ import annotations
 
-__all__ = ["nesterov_thetas", "nesterov_betas", "nesterov_h", "coefficient_value", "plain_stage"]
+import functools
+
+__all__ = ["nesterov_thetas", "nesterov_betas", "nesterov_h", "coefficient_value", "plain_stage",
+           "cached_plan"]
 
 
 def nesterov_thetas(count):
@@ -88,3 +91,16 @@ def plain_stage(block, depth):
     """
     coefficients = [{"name": c.name, "value": c.value, "mode": c.mode, "init": c.init} for c in block.coefficients]
     return {"depth": depth, "block": {"pattern": block.pattern, "coefficients": coefficients}}
+
+
+def cached_plan(plan):
+    """``plan(stage dict)`` as a cached function of ``(BlockSpec, depth)``, for a pattern's cost.
+
+    Not exported: only the analytic cost calls it (the built blocks call ``plan`` directly).
+    """
+
+    @functools.lru_cache(maxsize=512)
+    def cached(block, depth):
+        return plan(plain_stage(block, depth))
+
+    return cached

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..genotype import Genotype, LayerSpec, StageSpec
-from ..registry import OpCount, block_pattern, layer_kind
-from .records import FLOAT_BOPS, Cost, LayerCost, combine_ops
+from ..registry import block_pattern, layer_kind
+from .records import FLOAT_BOPS, Cost, LayerCost, combine_ops, weighted_cost
 
 __all__ = [
     "count_cost",
@@ -58,23 +58,13 @@ def _weighted_record(name, layer, form, in_channels, in_elements, out_shape, fan
     outputs = 1
     for size in out_shape:
         outputs *= size
-    ops: OpCount = kind.per_output(fan_in, options)
-    macs = fan_in * outputs
     params = kind.params(form, in_channels, out_shape, kernel_size, options)
+    storage = None
     if kind.storage_bits is not None:
         storage = kind.storage_bits(form, in_channels, out_shape, kernel_size, options)
-    else:
-        weights = out_shape[0] * fan_in
-        storage = weights * weight_bits + (params - weights) * 32
-    return LayerCost(
-        name, layer.kind, out_shape,
-        mul=ops.mul * outputs + per_input.mul * in_elements,
-        add=ops.add * outputs + per_input.add * in_elements,
-        xnor=ops.xnor * outputs + per_input.xnor * in_elements,
-        shift=ops.shift * outputs + per_input.shift * in_elements,
-        macs=macs, bops=macs * weight_bits * activation_bits, params=params, storage_bits=storage,
-        weight_bits=weight_bits, activation_bits=activation_bits, paper=paper,
-    )
+    return weighted_cost(name, layer.kind, out_shape, kind.per_output(fan_in, options), per_input,
+                         outputs, in_elements, fan_in, out_shape[0] * fan_in, params, storage,
+                         weight_bits, activation_bits, paper)
 
 
 def layer_record(

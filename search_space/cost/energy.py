@@ -42,7 +42,7 @@ from typing import NamedTuple, Sequence
 
 from .profiles import PRECISIONS, HardwareProfile
 
-__all__ = ["Energy", "network_energy", "layer_precision", "MemoryPlan", "memory_plan"]
+__all__ = ["Energy", "network_energy", "layer_precision", "op_prices", "MemoryPlan", "memory_plan"]
 
 FLOAT_BITS = 32
 
@@ -81,8 +81,11 @@ def layer_precision(weight_bits: int, activation_bits: int, profile: HardwarePro
     return f"int{width}"
 
 
-def _op_prices(weight_bits: int, activation_bits: int, profile: HardwareProfile) -> tuple[float, ...]:
-    """(mul, add, xnor, shift) pJ for a record of these widths."""
+def op_prices(weight_bits: int, activation_bits: int, profile: HardwareProfile) -> tuple[float, ...]:
+    """(mul, add, xnor, shift) pJ for a record of these widths on ``profile``.
+
+    The one source of the op prices: ``network_energy`` and ``strategies.breakdown`` both use it.
+    """
     precision = layer_precision(weight_bits, activation_bits, profile)
     xnor = profile.op_energy("xnor", "int1")
     if precision == "int1":
@@ -129,8 +132,6 @@ def network_energy(records: Sequence, profile: HardwareProfile,
     plan = memory_plan(records, profile, sizes)
     float_bits = PRECISIONS[profile.float_precision]
     weight_pj = plan.weight_pj_per_bit
-    # Float parameters are stored at the float width (_stored_bits), folded into the price.
-    float_weight_pj = weight_pj * min(float_bits, FLOAT_BITS) / FLOAT_BITS
     activation_pj = profile.activation_bits * plan.activation_pj_per_bit
     prices: dict[tuple[int, int], tuple[float, ...]] = {}
     energies = []
@@ -138,9 +139,10 @@ def network_energy(records: Sequence, profile: HardwareProfile,
         key = (record.weight_bits, record.activation_bits)
         price = prices.get(key)
         if price is None:
-            price = prices[key] = _op_prices(*key, profile)
+            price = prices[key] = op_prices(*key, profile)
         compute = (record.mul * price[0] + record.add * price[1]
                    + record.xnor * price[2] + record.shift * price[3])
-        per_bit = float_weight_pj if record.weight_bits >= FLOAT_BITS else weight_pj
-        energies.append(Energy(compute, record.storage_bits * per_bit, size * activation_pj))
+        # The bits the memory plan counted: float parameters at the hardware's float width.
+        weights = _stored_bits(record, float_bits) * weight_pj
+        energies.append(Energy(compute, weights, size * activation_pj))
     return tuple(energies), plan

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..modules import GlobalAvgPool, WeightedSum
 from ..registry import layer_kind_of
-from .records import FLOAT_BOPS, Cost, LayerCost, combine_ops
+from .records import FLOAT_BOPS, Cost, LayerCost, combine_ops, weighted_cost
 
 __all__ = ["count_with_hooks"]
 
@@ -32,23 +32,10 @@ def _weighted(name: str, module: nn.Module, kind, inputs: tuple, output: torch.T
     fan_in = module.weight[0].numel()
     outputs = output[0].numel()
     in_elements = inputs[0][0].numel()
-    ops, per_input = kind.per_output(fan_in, options), kind.per_input(options)
-    params = _own_params(module)
-    if callable(getattr(module, "storage_bits", None)):
-        storage = int(module.storage_bits())
-    else:
-        weights = module.weight.numel()
-        storage = weights * weight_bits + (params - weights) * 32
-    macs = fan_in * outputs
-    return LayerCost(
-        name, kind.name, tuple(output.shape[1:]),
-        mul=ops.mul * outputs + per_input.mul * in_elements,
-        add=ops.add * outputs + per_input.add * in_elements,
-        xnor=ops.xnor * outputs + per_input.xnor * in_elements,
-        shift=ops.shift * outputs + per_input.shift * in_elements,
-        macs=macs, bops=macs * weight_bits * activation_bits, params=params, storage_bits=storage,
-        weight_bits=weight_bits, activation_bits=activation_bits, paper=True,
-    )
+    storage = int(module.storage_bits()) if callable(getattr(module, "storage_bits", None)) else None
+    return weighted_cost(name, kind.name, tuple(output.shape[1:]), kind.per_output(fan_in, options),
+                         kind.per_input(options), outputs, in_elements, fan_in, module.weight.numel(),
+                         _own_params(module), storage, weight_bits, activation_bits, paper=True)
 
 
 def _record(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -> LayerCost | None:

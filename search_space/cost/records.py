@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
-__all__ = ["LayerCost", "Cost", "COUNT_FIELDS", "combine_ops", "FLOAT_BOPS"]
+__all__ = ["LayerCost", "Cost", "COUNT_FIELDS", "combine_ops", "weighted_cost", "FLOAT_BOPS"]
 
 COUNT_FIELDS = ("mul", "add", "xnor", "shift", "macs", "bops", "params", "storage_bits")
 FLOAT_BOPS = 32 * 32  # bit operations of one float multiplication
@@ -234,6 +234,31 @@ def combine_ops(values: Sequence[float], learnable: Sequence[bool]) -> tuple[int
             else:
                 mul += 1
     return mul, max(terms - 1, 0), shift
+
+
+def weighted_cost(name: str, kind: str, out_shape: tuple[int, ...], ops, per_input, outputs: int,
+                  in_elements: int, fan_in: int, weights: int, params: int, storage_bits: int | None,
+                  weight_bits: int, activation_bits: int, paper: bool) -> LayerCost:
+    """Record of a weighted layer from its kind's per-element conventions.
+
+    The one place those conventions turn into counts, for the analytic walk and the hook
+    count alike (each supplies the shapes and sizes it derived or observed): ``ops``
+    (an ``OpCount``) per output element, ``per_input`` per input element, MACs = fan-in x
+    outputs, BOPs = MACs x weight bits x activation bits, and storage ``storage_bits``, or
+    when None ``weights`` x weight bits + every other parameter x 32.
+    """
+    if storage_bits is None:
+        storage_bits = weights * weight_bits + (params - weights) * 32
+    macs = fan_in * outputs
+    return LayerCost(
+        name, kind, out_shape,
+        mul=ops.mul * outputs + per_input.mul * in_elements,
+        add=ops.add * outputs + per_input.add * in_elements,
+        xnor=ops.xnor * outputs + per_input.xnor * in_elements,
+        shift=ops.shift * outputs + per_input.shift * in_elements,
+        macs=macs, bops=macs * weight_bits * activation_bits, params=params, storage_bits=storage_bits,
+        weight_bits=weight_bits, activation_bits=activation_bits, paper=paper,
+    )
 
 
 def _is_power_of_two(value: float) -> bool:

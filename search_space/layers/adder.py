@@ -14,12 +14,11 @@ At inference p is 1 (the default), so the layer adds and never multiplies.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..recipes import rescale_gradient
 from .adder_compiled import adder2d_compiled, compiled_cpu_enabled
 from .adder_ops import adder2d
 from .adder_triton import adder2d_cuda, triton_available  # imports Triton only when used
@@ -123,13 +122,5 @@ def scale_adder_gradients(model: nn.Module, eta: float) -> int:
     """
     if not eta > 0.0:
         raise ConfigError(f"adder learning-rate scale eta must be > 0 (eq. 27), got {eta!r}")
-    scaled = 0
-    for layer in model.modules():
-        grad = layer.weight.grad if isinstance(layer, Adder2d) else None
-        if grad is None:
-            continue
-        norm = float(torch.linalg.vector_norm(grad, dtype=torch.float32))
-        if norm > 0.0 and math.isfinite(norm):
-            grad.mul_(eta * math.sqrt(grad.numel()) / norm)
-            scaled += 1
-    return scaled
+    layers = (m for m in model.modules() if isinstance(m, Adder2d))
+    return sum(rescale_gradient(layer.weight.grad, eta) for layer in layers)

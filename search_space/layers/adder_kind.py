@@ -102,18 +102,11 @@ def _per_output(fan_in, options):
     return OpCount(add=2 * fan_in)
 
 
-def _params(form, in_channels, out_shape, kernel_size, options):
-    if form == "linear":
-        return out_shape[0] * in_channels + out_shape[0]
-    return out_shape[0] * in_channels * kernel_size * kernel_size
-
-
 ADDER = LayerKind(
     name="adder",
     conv=AdderConv2d,
     linear=AdderLinear,
     per_output=_per_output,
-    params=_params,
     options={
         "p_decay": OptionSpec(0.75, low=0.05, high=1.0),
         "eta": OptionSpec(0.1, low=0.01, high=1.0),

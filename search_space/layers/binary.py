@@ -39,14 +39,12 @@ Per input element: one threshold compare, counted as an addition.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..recipes import TrainingRecipe
-from ..registry import LayerKind, OpCount, OptionSpec
+from ..recipes import TrainingRecipe, rescale_gradient
+from ..registry import LayerKind, OpCount, OptionSpec, dense_params
 
 __all__ = ["BinarySign", "BinaryConv2d", "BinaryLinear", "BinaryRecipe", "BINARY"]
 
@@ -212,12 +210,8 @@ class BinaryRecipe(TrainingRecipe):
     @torch.no_grad()
     def after_backward(self, model):
         for layer in self._layers(model):
-            grad = layer.weight.grad
-            if grad is None or layer.eta == 0.0:
-                continue
-            norm = float(torch.linalg.vector_norm(grad, dtype=torch.float32))
-            if norm > 0.0 and math.isfinite(norm):
-                grad.mul_(layer.eta * math.sqrt(grad.numel()) / norm)
+            if layer.eta > 0.0:
+                rescale_gradient(layer.weight.grad, layer.eta)  # eq. 27 of seed 000
 
 
 def _per_output(fan_in, options):
@@ -235,9 +229,9 @@ def _params(form, in_channels, out_shape, kernel_size, options):
     norm = 2 * in_channels
     if form == "linear":
         scales = 0 if scale == "none" else out_shape[0]
-        return out_shape[0] * in_channels + norm + scales + out_shape[0]
-    scales = {"none": 0, "channel": out_shape[0], "rank1": sum(out_shape)}[scale]
-    return out_shape[0] * in_channels * kernel_size * kernel_size + norm + scales
+    else:
+        scales = {"none": 0, "channel": out_shape[0], "rank1": sum(out_shape)}[scale]
+    return dense_params(form, in_channels, out_shape, kernel_size) + norm + scales
 
 
 BINARY = LayerKind(

@@ -28,17 +28,10 @@ def _per_output(fan_in, options):
     return OpCount(mul=fan_in, add=fan_in)
 
 
-def _params(form, in_channels, out_shape, kernel_size, options):
-    if form == "linear":
-        return out_shape[0] * in_channels + out_shape[0]
-    return out_shape[0] * in_channels * kernel_size * kernel_size
-
-
 CONV = LayerKind(
     name="conv",
     conv=FloatConv2d,
     linear=FloatLinear,
     per_output=_per_output,
-    params=_params,
     summary="float convolution (multiply-accumulate)",
 )

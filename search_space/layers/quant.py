@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import LayerKind, OpCount, OptionSpec
+from ..registry import LayerKind, OpCount, OptionSpec, dense_params
 
 __all__ = ["LsqQuantize", "GradScale", "QuantConv2d", "QuantLinear", "QUANT"]
 
@@ -255,9 +255,7 @@ def _per_input(options):
 def _params(form, in_channels, out_shape, kernel_size, options):
     extra = 1 if options["scheme"] == "linear" else 2 ** options["w_bits"]
     extra += options["a_bits"] != 32
-    if form == "linear":
-        return out_shape[0] * in_channels + out_shape[0] + extra
-    return out_shape[0] * in_channels * kernel_size * kernel_size + extra
+    return dense_params(form, in_channels, out_shape, kernel_size) + extra
 
 
 QUANT = LayerKind(

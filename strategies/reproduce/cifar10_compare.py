@@ -36,7 +36,7 @@ from typing import Callable
 from search_space.errors import ConfigError, DataError
 
 __all__ = ["MODELS", "FAST", "CifarSettings", "find_cifar10", "load_cifar10", "genotype_for",
-           "train_model", "run_models", "table_markdown", "figure_html", "run"]
+           "train_model", "run_models", "run"]
 
 
 @dataclass(frozen=True)

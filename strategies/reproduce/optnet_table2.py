@@ -25,7 +25,6 @@ exact arithmetic AGD2's x_n is AGD's extrapolated point x_n + beta_n (x_n - x_{n
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,9 +33,11 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+# The Nesterov coefficients (eqs. 3, 5, 12) are the blocks' own: the simulation and the
+# agd/agd2 networks share one set of formulas (re-exported here for the tests).
+from search_space.blocks.nesterov import nesterov_betas, nesterov_h, nesterov_thetas
 from search_space.errors import ConfigError
 
-from ..files import replace_dir_atomic, write_json_atomic, write_text_atomic
 
 __all__ = [
     "STRUCTURES", "PAPER_TABLE2", "FAST", "Table2Settings", "nesterov_thetas", "nesterov_betas",
@@ -58,48 +59,6 @@ PAPER_TABLE2 = {
     "agd": {10: 1.00270, 20: 1.00215, 30: 1.00204, 40: 1.00213},
     "agd2": {10: 1.00745, 20: 1.00227, 30: 1.00086, 40: 0.99964},
 }
-
-
-# ---------------------------------------------------------------- Nesterov coefficients
-
-def nesterov_thetas(count: int) -> list[float]:
-    """theta_0 .. theta_{count-1} of eq. 3: theta_0 = 1, (1 - theta_k) / theta_k^2 = 1 / theta_{k-1}^2.
-
-    Solved for theta_k: theta_k^2 + theta_{k-1}^2 theta_k - theta_{k-1}^2 = 0, the positive root.
-    """
-    thetas = [1.0]
-    while len(thetas) < count:
-        square = thetas[-1] ** 2
-        thetas.append((math.sqrt(square * square + 4.0 * square) - square) / 2.0)
-    return thetas[:count]
-
-
-def nesterov_betas(count: int) -> list[float]:
-    """beta_0 .. beta_{count-1} of eq. 12, beta_k = theta_k (1 - theta_{k-1}) / theta_{k-1}.
-
-    beta_0 multiplies x_0 - x_{-1} = 0 and is set to 0; beta_1 = 0 because theta_0 = 1.
-    """
-    thetas = nesterov_thetas(count)
-    return [0.0] + [thetas[k] * (1.0 - thetas[k - 1]) / thetas[k - 1] for k in range(1, count)]
-
-
-def nesterov_h(count: int) -> list[list[float]]:
-    """The h coefficients of eq. 5: ``h[k][j]`` = h_{k+1,j} for k = 0..count-1, j = 0..k.
-
-    h_{k+1,k} = 1 + b, h_{k+1,k-1} = b (h_{k,k-1} - 1), h_{k+1,j} = b h_{k,j} (j <= k-2), with
-    b = beta_{k+1} = theta_{k+1} (1 - theta_k) / theta_k; so h_{1,0} = 1 (the first step is GD).
-    """
-    betas = nesterov_betas(count + 1)
-    rows: list[list[float]] = []
-    for k in range(count):
-        b = betas[k + 1]
-        previous = rows[-1] if rows else []
-        row = [b * value for value in previous[:-1]]
-        if previous:
-            row.append(b * (previous[-1] - 1.0))
-        row.append(1.0 + b)
-        rows.append(row)
-    return rows
 
 
 # ---------------------------------------------------------------- the five update rules
@@ -367,19 +326,21 @@ def figure_html(settings: Table2Settings, results: list[dict], floor: float) -> 
 
 
 def write_outputs(folder: Path, settings: Table2Settings, results: list[dict], seconds: float,
-                  floor: float) -> None:
-    """Replaces ``folder`` with table.md, table.json and figure.html in one atomic swap."""
+                  floor: float) -> str:
+    """Replaces ``folder`` with table.md, table.json and figure.html in one atomic swap.
+
+    Returns:
+        The markdown written to table.md.
+    """
+    from . import write_experiment
+
     document = {"experiment": "optnet-table2", "settings": settings.to_dict(), "seconds": round(seconds, 1),
                 "results": results, "paper": {name: {str(depth): value for depth, value in values.items()}
                                               for name, values in PAPER_TABLE2.items()},
                 "claims": paper_claims(results), "constant_floor": floor}
-
-    def fill(staging: Path) -> None:
-        write_text_atomic(staging / "table.md", table_markdown(settings, results, seconds, floor))
-        write_json_atomic(staging / "table.json", document)
-        write_text_atomic(staging / "figure.html", figure_html(settings, results, floor))
-
-    replace_dir_atomic(folder, fill)
+    markdown = table_markdown(settings, results, seconds, floor)
+    write_experiment(folder, document, markdown, figure_html(settings, results, floor))
+    return markdown
 
 
 # ---------------------------------------------------------------- the `optinas reproduce` entry
@@ -413,6 +374,5 @@ def run(options, folder: Path) -> str:
     results = run_table2(settings, report)
     seconds = time.perf_counter() - started
     floor = constant_floor(make_data(settings)[1])
-    write_outputs(folder, settings, results, seconds, floor)
-    return (table_markdown(settings, results, seconds, floor)
-            + f"\nwrote {folder / 'table.md'}, {folder / 'table.json'} and {folder / 'figure.html'}")
+    markdown = write_outputs(folder, settings, results, seconds, floor)
+    return (markdown + f"\nwrote {folder / 'table.md'}, {folder / 'table.json'} and {folder / 'figure.html'}")

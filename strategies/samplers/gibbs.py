@@ -61,6 +61,8 @@ from optuna.trial import TrialState
 from search_space.errors import ConfigError
 from search_space.sparsity import pen_xnor
 
+from ..worker import trial_status
+
 __all__ = ["GibbsSampler", "prior_factor"]
 
 _FACTORS = (("alpha", re.compile(r"(^|\.)depth$")), ("beta", re.compile(r"(^|\.)width$")),
@@ -218,8 +220,11 @@ class GibbsSampler(optuna.samplers.BaseSampler):
         rounds, penalties = [], []
         for trial in trials:
             attrs = trial.user_attrs
-            if trial.state == TrialState.FAIL and not attrs.get("interrupted"):
-                rounds.append((trial.params, self.infeasible_loss, None))
+            if trial.state == TrialState.FAIL:
+                # worker.trial_status, as the study counts trials: a heartbeat-failed trial
+                # (no "interrupted" mark) or a surplus one is no round, only a failure of its own.
+                if trial_status(trial) == "failed":
+                    rounds.append((trial.params, self.infeasible_loss, None))
             elif trial.state == TrialState.PRUNED and trial.intermediate_values:
                 # Its last reported accuracy: an early (pessimistic) measurement, as the pruner judged it.
                 value = float(trial.intermediate_values[max(trial.intermediate_values)])

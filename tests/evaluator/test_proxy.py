@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import evaluator.train as train_module
-from evaluator import Fidelity, evaluate, load_task, proxy_genotype, resize_images, scale_widths
+from evaluator import Fidelity, evaluate, proxy_genotype, resize_images, scale_widths
 from evaluator.graphs import graph_eligible
 from search_space import (
     BlockSpec, Genotype, InputSpec, LayerSpec, StageSpec, StemSpec, build_model, count_cost,
@@ -16,19 +16,6 @@ from search_space import (
 from search_space.presets import preset
 
 DIGITS = InputSpec(1, 8, 8, 10)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_task("digits", seed=0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _small(layer: str = "conv", width: int = 8) -> Genotype:

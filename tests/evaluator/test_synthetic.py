@@ -5,21 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
 from evaluator import Fidelity, evaluate, load_task
 from evaluator.synthetic import REGRESSION_DIM, TOY_SAMPLES, toy_points
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: intra-op threads only spin on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_unit_ball_labels_follow_eq_46_with_a_margin():

@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator import TASK_NAMES, Task, load_task
+from evaluator import TASK_NAMES, load_task
 from search_space.errors import ConfigError, DataError, OptinasError
 
 DIGITS_SIZE = 1797
-
-
-@pytest.fixture(scope="module")
-def digits() -> Task:
-    return load_task("digits", seed=0)
 
 
 def _samples(x: torch.Tensor, y: torch.Tensor) -> Counter:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluator import (
-    EvalResult, Fidelity, Task, TrialFailed, batch_crop, batch_flip_lr, evaluate, load_task,
+    EvalResult, Fidelity, TrialFailed, batch_crop, batch_flip_lr, evaluate,
     resolve_device,
 )
 from evaluator.failures import DivergenceWatch
@@ -24,22 +24,6 @@ from search_space.errors import ConfigError
 # reach > 90 % validation accuracy (lr 0.2 suits this small CNN on 1149 images).
 QUICK = Fidelity(epochs=2)
 LEARN = Fidelity(epochs=8, lr=0.2)
-
-
-@pytest.fixture(scope="module")
-def digits() -> Task:
-    return load_task("digits", seed=0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These models are far too small to gain from intra-op threads, and on a shared 2-core
-    # machine a busy neighbour makes 2 OpenMP threads spin-wait: measured 0.75 s per 8-epoch
-    # run with 1 thread against 5-45 s with 2 (2-core VM with one core busy elsewhere).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_cnn(seed: int = 0) -> nn.Module:

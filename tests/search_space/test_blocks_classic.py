@@ -13,15 +13,6 @@ from search_space import BlockSpec, Coefficient, Genotype, InputSpec, StageSpec,
 from search_space.presets import preset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions run ~30x faster on one thread than on an oversubscribed shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomise_bn(model):
     with torch.no_grad():
         for module in model.modules():

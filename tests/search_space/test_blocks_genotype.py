@@ -11,14 +11,6 @@ from search_space.genotype import BlockOverride
 from search_space.registry import layer_kinds
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors on a shared CPU: one thread is fastest
-    yield
-    torch.set_num_threads(threads)
-
-
 def _old_genotypes():
     hb = BlockSpec("hb", (Coefficient("b1", 1.0), Coefficient("b2", -0.5, "learnable")))
     first = Genotype(InputSpec(1, 8, 8, 10), StemSpec(8),

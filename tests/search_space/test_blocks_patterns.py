@@ -14,14 +14,6 @@ from search_space.modules import Projection
 from search_space.registry import block_patterns
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 MODES = {"fixed": ("fixed", "value"), "learnable": ("learnable", "value"), "paper": ("paper", "value"),
          "learnable-paper": ("learnable", "paper")}
 

@@ -94,7 +94,7 @@ def test_first_and_last_weighted_layers_are_outside_the_paper_view(genotypes):
 
 
 def test_per_layer_definitions_on_a_quantised_and_a_binary_layer():
-    from search_space import Genotype, InputSpec, LayerSpec, StageSpec, StemSpec
+    from search_space import Genotype, InputSpec, StageSpec, StemSpec
 
     quant = LayerSpec("quant", {"w_bits": 4, "a_bits": 8, "scheme": "codebook"})
     binary = LayerSpec("binary", {"scale": "channel"})

@@ -7,17 +7,15 @@ coefficient value, defines only our sanitised names, and holds just the classes 
 """
 
 import ast
-import functools
 import importlib.util
 import random
 import re
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
-from search_space import InputSpec, build_model, export, export_source
+from search_space import InputSpec, build_model, export_source
 from search_space.builder import kinds_for
 from search_space.modules import EXPORT_OBJECTS, WeightedSum
 from search_space.registry import block_patterns, layer_kinds
@@ -27,17 +25,6 @@ from conftest import random_genotype  # noqa: E402
 
 COUNT = 100
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread beats an oversubscribed shared CPU
-    # inspect.getsource re-parses a class's whole module on every call; the source of an
-    # object does not change during a test, so read each once (export output is unchanged).
-    monkeypatch.setattr(export, "_source", functools.lru_cache(maxsize=None)(export._source))
-    yield
-    torch.set_num_threads(threads)
 
 
 def _load(path, name):

@@ -30,16 +30,6 @@ FIDELITY = Fidelity(epochs=6, batch_size=64, lr=0.05)
 _ACCURACY: dict = {}  # the adder run serves two tests
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Fixed reduction order (repeatable accuracies) and no thread oversubscription on a
-    # shared 2-core machine, where 2 threads made these runs several times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_task("digits")

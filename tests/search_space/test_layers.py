@@ -42,16 +42,6 @@ VARIANTS = [
 VARIANT_IDS = [f"{spec.kind}-" + "-".join(f"{k}{v}" for k, v in spec.options) for spec in VARIANTS]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is fastest, and on the shared 2-core sandbox two threads
-    # made this file 3x slower (oversubscription).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _everywhere(layer: LayerSpec) -> Genotype:
     """``layer`` as stem, in a stride-2 stage with a projection shortcut, and as head."""
     stages = (StageSpec(2, 8, 1, block=BlockSpec("hb"), layer=layer),

@@ -17,14 +17,6 @@ REQUIRED = {"resnet20", "resnet32", "resnet56", "vgg-small", "hb-net20", "agd-ne
 VARIANT_KINDS = {"-adder": "adder", "-binary": "binary", "-quant4": "quant"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors on a shared CPU: one thread is fastest
-    yield
-    torch.set_num_threads(threads)
-
-
 def _available(name):
     suffix = next((s for s in VARIANT_KINDS if name.endswith(s)), None)
     return suffix is None or VARIANT_KINDS[suffix] in layer_kinds()

@@ -96,12 +96,15 @@ def test_failed_pruned_and_interrupted_trials():
     study = _three_trial_study()
     study.add_trial(_trial({"stage0.width": 24}, state=TrialState.FAIL, status="failed"))
     study.add_trial(_trial({"stage0.width": 24}, state=TrialState.FAIL, interrupted=True))
+    # Failed by the heartbeat (no reason of its own) and surplus: interrupted, as worker.trial_status says.
+    study.add_trial(_trial({"stage0.width": 8}, state=TrialState.FAIL))
+    study.add_trial(_trial({"stage0.width": 8}, state=TrialState.FAIL, surplus=True))
     study.add_trial(create_trial(state=TrialState.PRUNED, params={"stage0.width": 16},
                                  distributions={"stage0.width": WIDTH}, intermediate_values={0: 0.3, 1: 0.5}))
     sampler = GibbsSampler(tau=0.1, penalty_weight=1e-3, infeasible_loss=3.0)
     losses = [loss for _, loss in sampler.rounds(study)]
     trained = losses[:2]
-    # Failed: the infeasible loss; interrupted: no round; pruned: 1 - last accuracy + mean penalty.
+    # Failed: the infeasible loss; interrupted and surplus: no round; pruned: 1 - last accuracy + mean penalty.
     assert losses[2:] == pytest.approx([3.0, 3.0, 0.5 + (trained[0] - 0.1 + trained[1] - 0.4) / 2])
 
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from strategies.cli import main
-from strategies.config import SearchConfig
+from strategies.config import Budget, SearchConfig
 from strategies.optuna_driver import CONFIG_ATTR, finished_trials, open_study, run_search
 from strategies.worker import _slot, counts_toward
 
@@ -221,3 +221,13 @@ def test_a_trial_over_its_time_limit_fails_and_the_search_goes_on(tmp_path):
     assert all(row["state"] == "FAIL" and "time limit of 1e-06 s exceeded" in row["failure"] for row in rows)
     with pytest.raises(Exception, match="--trial-time-limit"):
         SearchConfig(trial_time_limit_s=0)
+
+
+def test_latency_objective_is_measured_for_every_candidate(tmp_path):
+    # Every candidate is over a 1-multiplication budget, yet latency is an objective: measured anyway.
+    config = SearchConfig(study="l", trials=2, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
+                          objectives="accuracy,latency", budget=Budget(max_mults=1), threads=1)
+    run_search(config, show_progress=False)
+    for row in _rows(config.run_dir):
+        assert row["status"] == "infeasible" and row["values"] == [0.0, row["latency_ms"]]
+        assert row["latency_ms"] > 0
