@@ -10,7 +10,7 @@ issue's target: >= 93.5 % test accuracy at <= 1.3x airbench's own time.
   init, lookahead, per-group learning rates, fp16 weights), timed around the call plus its
   TTA evaluation, after one ``warmup94`` call.
 - optinas: ``airbench.make_net94()`` as an fp32 module (bf16 autocast does the rest), its
-  whitening layer initialised the same way, trained by ``evaluator.evaluate`` with
+  whitening layer initialised the same way, trained by ``optinas.evaluator.evaluate`` with
   airbench's hyperparameters translated to a mean-reduced loss (lr 11.5 / (1024 (1 + 1/(1 -
   0.85))) x 1024 = 1.50, per-step decay 0.002 -> weight_decay 1.33e-3, momentum 0.85,
   label smoothing 0.2, peak at 23 % of training) and airbench's translate of 2 pixels.
@@ -38,10 +38,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import evaluator.train as evaluator_train  # noqa: E402
-from evaluator import Fidelity, evaluate, load_task  # noqa: E402
-from evaluator.loader import to_device  # noqa: E402
-from evaluator.tasks import Task  # noqa: E402
+import optinas.evaluator.train as evaluator_train  # noqa: E402
+from optinas.evaluator import Fidelity, evaluate, load_task  # noqa: E402
+from optinas.evaluator.loader import to_device  # noqa: E402
+from optinas.evaluator.tasks import Task  # noqa: E402
 
 EPOCHS = 10  # airbench: 9.9; the evaluator trains whole epochs
 FIDELITY = Fidelity(epochs=EPOCHS, batch_size=1024, lr=1.50, momentum=0.85, weight_decay=1.33e-3,

@@ -1,8 +1,8 @@
 """CIFAR-10 on the GPU: time for the conv ResNet-20 preset to reach 90 % test accuracy, and
 the adder, binary and 4-bit variants and HB-Net-20 under the same budget.
 
-Every model is a preset genotype (``search_space.presets``) built by ``build_model`` and
-trained by ``evaluator.evaluate`` with one recipe (Nesterov SGD, linear warm-up and decay,
+Every model is a preset genotype (``optinas.search_space.presets``) built by ``build_model`` and
+trained by ``optinas.evaluator.evaluate`` with one recipe (Nesterov SGD, linear warm-up and decay,
 label smoothing, bf16 autocast, channels-last, pad-and-crop + flip on the device). Layer
 kinds bring their own recipes: adder layers get seed 000's p schedule and eq. 27 scaling,
 binary and quant layers train through their straight-through estimators.
@@ -36,10 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator import Fidelity, TrialFailed, evaluate, load_task, resolve_device  # noqa: E402
-from evaluator.tasks import Task  # noqa: E402
-from search_space import InputSpec, build_model  # noqa: E402
-from search_space.presets import preset  # noqa: E402
+from optinas.evaluator import Fidelity, TrialFailed, evaluate, load_task, resolve_device  # noqa: E402
+from optinas.evaluator.tasks import Task  # noqa: E402
+from optinas.search_space import InputSpec, build_model  # noqa: E402
+from optinas.search_space.presets import preset  # noqa: E402
 
 MODELS = ("resnet20", "resnet20-adder", "resnet20-binary", "resnet20-quant4", "hb-net20")
 PAPER_GAP = {"resnet20-adder": 92.93 - 91.84, "resnet20-binary": 92.93 - 84.87, "hb-net20": 5.46 - 5.32}

@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from search_space import BlockSpec, Genotype, InputSpec, StageSpec, StemSpec, build_model, count_cost
-from search_space import count_with_hooks
-from search_space.registry import block_patterns
+from optinas.search_space import BlockSpec, Genotype, InputSpec, StageSpec, StemSpec, build_model, count_cost
+from optinas.search_space import count_with_hooks
+from optinas.search_space.registry import block_patterns
 
 TARGET_MS = 5.0
 

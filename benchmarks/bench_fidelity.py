@@ -28,8 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator import Fidelity, TrialFailed, evaluate, load_task, proxy_genotype, resolve_device  # noqa: E402
-from search_space import InputSpec, SearchSpace, build_model  # noqa: E402
+from optinas.evaluator import Fidelity, TrialFailed, evaluate, load_task, proxy_genotype, resolve_device  # noqa: E402
+from optinas.search_space import InputSpec, SearchSpace, build_model  # noqa: E402
 
 
 def ranks(values: list[float]) -> list[float]:

@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from search_space.layers import BinaryConv2d, QuantConv2d  # noqa: E402
+from optinas.search_space.layers import BinaryConv2d, QuantConv2d  # noqa: E402
 
 SHAPES = (  # name, batch, channels, height = width
     ("cifar 16ch 32x32", 128, 16, 32),

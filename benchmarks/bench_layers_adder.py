@@ -40,8 +40,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from search_space.layers.adder import Adder2d  # noqa: E402
-from search_space.layers.adder_compiled import set_adder_compile  # noqa: E402
+from optinas.search_space.layers.adder import Adder2d  # noqa: E402
+from optinas.search_space.layers.adder_compiled import set_adder_compile  # noqa: E402
 # The timing and memory helpers are bench_layers.py's (this script's folder is on sys.path).
 from bench_layers import cpu_peak_mib, cpu_times  # noqa: E402
 from bench_layers import cuda_result as run_cuda  # noqa: E402

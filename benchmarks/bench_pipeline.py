@@ -4,7 +4,7 @@ Same model (the conv ResNet-20 preset, built from its genotype), same data, same
 same batch size and the same augmentation (pad-4 reflect crop + horizontal flip +
 normalisation), timed side by side in one run:
 
-- optinas: ``evaluator.evaluate`` -- the uint8 data set on the device, whole-batch crop,
+- optinas: ``optinas.evaluator.evaluate`` -- the uint8 data set on the device, whole-batch crop,
   flip and normalisation there, no worker processes (validation and test splits shrunk to
   two images so that only the training epoch is timed);
 - baseline: a ``torch.utils.data.DataLoader`` over the same uint8 images with worker
@@ -39,10 +39,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator import Fidelity, evaluate, load_task, resolve_device  # noqa: E402
-from evaluator.tasks import Task  # noqa: E402
-from search_space import build_model  # noqa: E402
-from search_space.presets import preset  # noqa: E402
+from optinas.evaluator import Fidelity, evaluate, load_task, resolve_device  # noqa: E402
+from optinas.evaluator.tasks import Task  # noqa: E402
+from optinas.search_space import build_model  # noqa: E402
+from optinas.search_space.presets import preset  # noqa: E402
 
 
 def cifar_task(path: str | None, images: int) -> tuple[Task, str]:

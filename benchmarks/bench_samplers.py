@@ -1,7 +1,7 @@
 """Samplers by hypervolume: gibbs (seed 003) against tpe, nsga2 and random on digits.
 
 Each sampler runs the same short (accuracy, mults) search under several seeds through the
-public driver (``strategies.optuna_driver.run_search``); a seed fixes the data split and the
+public driver (``optinas.strategies.study.run_search``); a seed fixes the data split and the
 sampler's draws, so sampler i and j at seed s see the same data. Every run is scored by the
 hypervolume of its trained trials against ONE reference point shared by all runs
 (accuracy 0, and the largest multiplication count any run measured; see
@@ -23,11 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from strategies.config import SearchConfig
-from strategies.hypervolume import front_hypervolume, reference_point
-from strategies.objectives import parse_objectives
-from strategies.optuna_driver import open_study, run_search
-from strategies.results import trial_rows
+from optinas.strategies.config import SearchConfig
+from optinas.strategies.results.hypervolume import front_hypervolume, reference_point
+from optinas.strategies.objectives import parse_objectives
+from optinas.strategies.study import open_study
+from optinas.strategies.search import run_search
+from optinas.strategies.results.records import trial_rows
 
 OBJECTIVES = ("accuracy", "mults")
 
@@ -38,8 +39,8 @@ def register_ablation() -> None:
     Benchmark-only: it separates what the small-network prior contributes from what the
     exponential-weights update adds.
     """
-    from strategies.samplers import SAMPLERS
-    from strategies.samplers.gibbs import GibbsSampler
+    from optinas.strategies.samplers import SAMPLERS
+    from optinas.strategies.samplers.gibbs import GibbsSampler
 
     SAMPLERS.setdefault("gibbs-prior", lambda seed, objectives: GibbsSampler(lambda_=1e-9, seed=seed))
 

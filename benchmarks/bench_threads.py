@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from evaluator import Fidelity, evaluate, load_task
-from search_space import InputSpec, SearchSpace, build_model
-from search_space.space import RandomTrial
+from optinas.evaluator import Fidelity, evaluate, load_task
+from optinas.search_space import InputSpec, SearchSpace, build_model
+from optinas.search_space.space import RandomTrial
 
 
 def _time_round(genotypes, task, epochs: int, threads: int) -> float:

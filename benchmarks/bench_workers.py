@@ -19,8 +19,9 @@ from pathlib import Path
 
 def _search(workers: int, threads: int, args, runs_dir: Path, queued=()) -> tuple[float, list[dict]]:
     """(trials per minute, the trials' parameters) of one search with ``workers`` processes."""
-    from strategies.config import SearchConfig
-    from strategies.optuna_driver import create_study, finished_trials, run_search
+    from optinas.strategies.config import SearchConfig
+    from optinas.strategies.study import create_study, finished_trials
+    from optinas.strategies.search import run_search
 
     config = SearchConfig(study=f"w{workers}t{threads}", task=args.task, trials=args.trials, epochs=args.epochs,
                           sampler="random", seed=0, device=args.device, threads=threads,

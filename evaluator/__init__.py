@@ -2,9 +2,9 @@
 
 Typical use::
 
-    from evaluator import Fidelity, evaluate, load_task, proxy_genotype, resolve_device
-    from search_space import InputSpec, build_model
-    from search_space.presets import preset
+    from optinas.evaluator import Fidelity, evaluate, load_task, proxy_genotype, resolve_device
+    from optinas.search_space import InputSpec, build_model
+    from optinas.search_space.presets import preset
 
     task = load_task("digits", seed=0)     # or "cifar10", "unit-ball", "path/to/images.tar.gz"
     genotype = preset("resnet20", InputSpec(*task.input_shape, task.num_classes))
@@ -17,11 +17,12 @@ Imports from the project go one way: ``evaluator`` may use ``search_space``, nev
 ``strategies``.
 """
 
+from .datasets import TASK_NAMES, load_task
 from .failures import FAILURE_KINDS, TrialFailed
 from .fidelity import EvalResult, Fidelity
 from .loader import batch_crop, batch_flip_lr, resize_images, resolve_device
 from .proxy import proxy_genotype, scale_widths
-from .tasks import TASK_KINDS, TASK_NAMES, Task, load_task
+from .tasks import TASK_KINDS, Task
 from .train import evaluate
 
 __all__ = [

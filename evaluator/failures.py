@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from search_space.errors import OptinasError
+from optinas.search_space.errors import OptinasError
 
 __all__ = ["TrialFailed", "FAILURE_KINDS", "DivergenceWatch", "nonfinite_word"]
 

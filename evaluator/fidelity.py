@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from search_space.errors import ConfigError
+from optinas.search_space.errors import ConfigError
 
 __all__ = ["Fidelity", "EvalResult"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from search_space.errors import ConfigError
+from optinas.search_space.errors import ConfigError
 
 from .tasks import Task
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from search_space.errors import ConfigError
-from search_space.genotype import BOTTLENECK_EXPANSION, Genotype, InputSpec
+from optinas.search_space.errors import ConfigError
+from optinas.search_space.genotype import BOTTLENECK_EXPANSION, Genotype, InputSpec
 
 from .fidelity import Fidelity
 

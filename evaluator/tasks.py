@@ -18,12 +18,12 @@ models) and compute the normalisation statistics from the training split alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
 
-from search_space.errors import ConfigError, DataError
+from optinas.search_space.errors import DataError
 
 __all__ = [
     "Task", "TASK_NAMES", "TASK_KINDS", "load_task", "stratified_split", "task_from_splits",
@@ -136,7 +136,6 @@ def stratified_split(
     Returns:
         Sorted index arrays ``(train, val, test)``.
     """
-    from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
     stratify = labels if labels.ndim == 1 and labels.dtype.kind in "iu" else None
@@ -255,85 +254,3 @@ def task_without_test_split(
     splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
     return _make_task(name, splits, max_value=max_value, augment=augment,
                       num_classes=num_classes, kind=kind, classes=classes, source=source)
-
-
-def _load_digits(seed: int, val_fraction: float | None, **_: object) -> Task:
-    """scikit-learn's bundled 8x8 handwritten digits: 1797 images, pixels 0..16, no download.
-
-    Not augmented: a mirrored digit is a different digit (or none), and a 4-pixel shift
-    of an 8x8 image would push half the stroke out of the frame.
-    """
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.asarray(bunch.images, dtype=np.uint8)[:, None]  # (N, 1, 8, 8), whole numbers
-    labels = np.asarray(bunch.target, dtype=np.int64)
-    return task_without_test_split(
-        "digits", images, labels, seed=seed, val_fraction=val_fraction or VAL_FRACTION,
-        max_value=16.0, augment=False, num_classes=10, classes=tuple(map(str, range(10))),
-        source="sklearn.datasets.load_digits",
-    )
-
-
-def _loaders() -> dict:
-    # The one visible mapping from task name to loader; TASK_NAMES follows from it.
-    from . import synthetic, vision_sets
-
-    return {"digits": _load_digits, **vision_sets.LOADERS, **synthetic.LOADERS}
-
-
-#: Names :func:`load_task` accepts (besides a path to an image folder or archive).
-TASK_NAMES: tuple[str, ...] = (
-    "digits", "cifar10", "cifar100", "mnist", "fashion-mnist",
-    "unit-ball", "two-balls", "xy-sign", "regression",
-)
-
-
-def _looks_like_path(name: str) -> bool:
-    return "/" in name or "\\" in name or name.endswith((".tar.gz", ".tgz", ".tar")) or Path(name).exists()
-
-
-def load_task(
-    name: str, seed: int = 0, *, data_dir: str | Path | None = None, download: bool = False,
-    val_fraction: float | None = None,
-) -> Task:
-    """Loads a task by name or path and splits it with a fixed seed.
-
-    Args:
-        name: One of :data:`TASK_NAMES`, or a path to an image folder (class-per-subfolder,
-            optionally under ``train/`` and ``test/``) or to a ``.tar.gz`` of one.
-        seed: Seed of the splits (and of the synthetic data); keep it fixed across a search
-            so that every candidate is scored on the same validation samples.
-        data_dir: Root of torchvision-format data sets (default ``./data``).
-        download: Let torchvision fetch a missing data set into ``data_dir``.
-        val_fraction: Share of the training samples held out for validation, in (0, 1);
-            None for the task's default.
-
-    Returns:
-        The :class:`Task`, with all tensors on the CPU.
-
-    Raises:
-        DataError: If ``name`` is neither a known task nor an existing path, or the data
-            cannot be found or read.
-        ConfigError: If ``seed`` or ``val_fraction`` is out of range.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ConfigError(f"task seed must be an integer in 0..2**32 - 1, got {seed!r}")
-    if val_fraction is not None and not (
-        isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1
-    ):
-        raise ConfigError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
-    if not isinstance(name, (str, Path)):
-        raise DataError(f"task must be a name or a path, got {name!r}")
-    name = str(name)
-    loader = _loaders().get(name)
-    if loader is not None:
-        return loader(int(seed), val_fraction, data_dir=data_dir, download=download)
-    if _looks_like_path(name):
-        from .image_folder import load_image_folder
-
-        return load_image_folder(Path(name), int(seed), val_fraction)
-    raise DataError(
-        f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}, "
-        "or give the path of an image folder or .tar.gz"
-    )

@@ -18,14 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.errors import ConfigError
-from search_space.recipes import recipes_for
+from optinas.search_space.errors import ConfigError
+from optinas.search_space.recipes import recipes_for
 
 from .failures import DivergenceWatch, TrialFailed, nonfinite_word
 from .fidelity import EvalResult, Fidelity
 from .graphs import EagerStep, GraphedStep, graph_eligible
 from .loader import (
-    DeviceData, batch_crop, batch_flip_lr, draw_augmentation, resolve_device, to_device,
+    DeviceData,
+    batch_crop,
+    batch_flip_lr,
+    draw_augmentation,
+    resolve_device,
+    to_device,
 )
 from .tasks import Task
 

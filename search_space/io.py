@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .errors import GenotypeError
 from .genotype import Genotype
+from .presets import PRESETS, VARIANT_SUFFIXES, preset
 
 __all__ = ["load_genotype"]
 
@@ -13,11 +14,9 @@ __all__ = ["load_genotype"]
 def load_genotype(path: str | Path) -> Genotype:
     """Read a genotype JSON file (as written by ``Genotype.to_json`` or found in runs/), or a preset.
 
-    A name from ``search_space.presets.PRESETS`` (e.g. "resnet20") that is not an existing
+    A name from ``optinas.search_space.presets.PRESETS`` (e.g. "resnet20") that is not an existing
     file gives that preset, at its paper's input size.
     """
-    from .presets import PRESETS, VARIANT_SUFFIXES, preset
-
     if str(path) in PRESETS and not Path(path).exists():
         return preset(str(path))
     path = Path(path)

@@ -1,7 +1,7 @@
 """Training recipes per layer kind: hooks the evaluator's loop calls around each step.
 
 A layer kind that trains differently from float conv (adder's l_p schedule and adaptive
-learning rate, seed 000; straight-through estimators that need their scales clipped) declares
+learning rate, AdderNet; straight-through estimators that need their scales clipped) declares
 a ``TrainingRecipe`` subclass on its ``LayerKind``. The evaluator calls, for every kind present
 in a model: ``before_step`` before each forward pass, ``after_backward`` between backward and
 the optimizer step, and ``for_inference`` before every evaluation and at the end of training.
@@ -13,6 +13,8 @@ import math
 
 import torch
 from torch import nn
+
+from .registry import layer_kind_of
 
 __all__ = ["TrainingRecipe", "recipes_for", "rescale_gradient"]
 
@@ -32,7 +34,7 @@ class TrainingRecipe:
 
 @torch.no_grad()
 def rescale_gradient(grad: torch.Tensor | None, eta: float) -> bool:
-    """Adaptive learning-rate scaling (seed 000, eq. 27): grad <- eta sqrt(k) / ||grad||_2 * grad.
+    """Adaptive learning-rate scaling (AdderNet, eq. 27): grad <- eta sqrt(k) / ||grad||_2 * grad.
 
     k = grad.numel(), so a layer steps by about eta sqrt(k) whatever its gradient norm.
     Shared by the adder recipe (the paper's use) and the binary one (latent weights).
@@ -52,8 +54,6 @@ def rescale_gradient(grad: torch.Tensor | None, eta: float) -> bool:
 
 def recipes_for(model: nn.Module) -> list[TrainingRecipe]:
     """One recipe instance per layer kind present in ``model`` that declares one."""
-    from .registry import layer_kind_of
-
     recipes: dict[str, TrainingRecipe] = {}
     for module in model.modules():
         found = layer_kind_of(module)

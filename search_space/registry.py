@@ -4,6 +4,10 @@ Adding an arithmetic kind or a block pattern is one new file plus one ``register
 Each entry declares what the rest of optinas needs to know about it: the modules to build,
 its options, its cost per output element and the source objects an exported file needs.
 Registry-driven tests then cover every entry (forward, cost equals hook count, export).
+
+The registry is a leaf: it imports no layer, block or genotype module. The ``layers`` and
+``blocks`` packages register their entries when imported (as timm's model registry does), and
+``optinas.search_space`` imports both, so any import of the package sees the full registry.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ __all__ = [
     "block_patterns",
     "layer_kind_of",
     "normalise_layer_options",
-    "normalise_coefficients",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -38,7 +41,7 @@ _PATTERNS: dict[str, "BlockPattern"] = {}
 
 @dataclass(frozen=True, slots=True)
 class OpCount:
-    """Arithmetic per output element of a layer (seed 000 conventions, DESIGN.md table)."""
+    """Arithmetic per output element of a layer (AdderNet's conventions, Tables 2 and 3)."""
 
     mul: int = 0
     add: int = 0
@@ -101,7 +104,7 @@ class LayerKind:
         export_prelude: source placed after those objects (e.g. an alias to a pure-torch path).
         weight_bits: bits per stored weight, from the options (32 for float).
         activation_bits: bits of the activations the layer multiplies or compares (32 for float).
-        recipe: a ``search_space.recipes.TrainingRecipe`` subclass, or None for plain training.
+        recipe: a ``optinas.search_space.recipes.TrainingRecipe`` subclass, or None for plain training.
         storage_bits: bits to store one layer, with the same arguments as ``params``; None means
             weights x ``weight_bits`` + every other parameter x 32. A kind that stores more (a
             codebook buffer, a step size) declares it here and gives its module a
@@ -128,14 +131,14 @@ class LayerKind:
 
 @dataclass(frozen=True)
 class BlockPattern:
-    """A block pattern of seed 004: its module, coefficients and analytic cost.
+    """A block pattern of Li et al.: its module, coefficients and analytic cost.
 
     Attributes:
         name: registry key ("gd", "hb", ...).
         module: class built as ``module(in_channels, out_channels, stride, stage, index, kinds)``
             where ``stage`` is the stage's plain dict and ``index`` the block's place in it.
         coefficients: (name, default value) of each coefficient, in order.
-        cost: analytic records of one block (see ``search_space.cost.analytic``).
+        cost: analytic records of one block (see ``optinas.search_space.cost.analytic``).
         export_objects: extra sources the module needs beyond the shared runtime.
     """
 
@@ -170,38 +173,33 @@ def _check_new(name: str, table: dict[str, Any], what: str) -> None:
         raise ValueError(f"{what} {name!r} is already registered")
 
 
-def _load_builtins() -> None:
-    # Importing the packages runs their registration lines; late to avoid import cycles.
-    from . import blocks, layers  # noqa: F401
-
-
 def layer_kinds() -> dict[str, LayerKind]:
-    _load_builtins()
+    """Every registered layer kind, by name."""
     return dict(_LAYERS)
 
 
 def block_patterns() -> dict[str, BlockPattern]:
-    _load_builtins()
+    """Every registered block pattern, by name."""
     return dict(_PATTERNS)
 
 
 def layer_kind(name: str) -> LayerKind:
-    kinds = layer_kinds()
-    if name not in kinds:
-        raise GenotypeError(f"unknown layer kind {name!r}; choose one of: {', '.join(sorted(kinds))}")
-    return kinds[name]
+    """The layer kind called ``name``; an unknown name is a GenotypeError listing the known ones."""
+    if name not in _LAYERS:
+        raise GenotypeError(f"unknown layer kind {name!r}; choose one of: {', '.join(sorted(_LAYERS))}")
+    return _LAYERS[name]
 
 
 def block_pattern(name: str) -> BlockPattern:
-    patterns = block_patterns()
-    if name not in patterns:
-        raise GenotypeError(f"unknown block pattern {name!r}; choose one of: {', '.join(sorted(patterns))}")
-    return patterns[name]
+    """The block pattern called ``name``; an unknown name is a GenotypeError listing the known ones."""
+    if name not in _PATTERNS:
+        raise GenotypeError(f"unknown block pattern {name!r}; choose one of: {', '.join(sorted(_PATTERNS))}")
+    return _PATTERNS[name]
 
 
 def layer_kind_of(module: Any) -> tuple[LayerKind, str] | None:
     """The kind of a built module and whether it is its ``conv`` or ``linear`` form."""
-    for kind in layer_kinds().values():
+    for kind in _LAYERS.values():
         if type(module) is kind.conv:
             return kind, "conv"
         if type(module) is kind.linear:
@@ -224,29 +222,3 @@ def normalise_layer_options(kind_name: Any, options: Any) -> tuple[tuple[str, An
         for name, spec in kind.options.items()
     }
     return tuple(sorted(resolved.items()))
-
-
-def normalise_coefficients(pattern_name: Any, coefficients: Any) -> tuple[Any, ...]:
-    """Validate a block's coefficients against its pattern, in the pattern's order, defaults filled."""
-    from .genotype import Coefficient
-
-    if not isinstance(pattern_name, str):
-        raise GenotypeError(f"block pattern must be a string, got {pattern_name!r}")
-    pattern = block_pattern(pattern_name)
-    known = dict(pattern.coefficients)
-    given: dict[str, Coefficient] = {}
-    for coefficient in coefficients:
-        if coefficient.name not in known:
-            allowed = ", ".join(known) or "none"
-            raise GenotypeError(
-                f"pattern {pattern_name!r}: unknown coefficient {coefficient.name!r}; allowed: {allowed}"
-            )
-        if coefficient.name in given:
-            raise GenotypeError(f"pattern {pattern_name!r}: coefficient {coefficient.name!r} given twice")
-        if coefficient.mode == "paper" and coefficient.name not in pattern.paper_modes:
-            raise GenotypeError(
-                f"pattern {pattern_name!r}: coefficient {coefficient.name!r} has no paper formula; "
-                "use mode fixed or learnable"
-            )
-        given[coefficient.name] = coefficient
-    return tuple(given.get(name, Coefficient(name, default)) for name, default in pattern.coefficients)

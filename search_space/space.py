@@ -6,9 +6,11 @@ returns a Genotype, so a recorded parameter dict replays to the same genotype. T
 itself never imports Optuna: the trial is duck-typed. A choice with a single option is not
 asked for (it is no decision), so trial parameters hold only what was actually searched.
 
-The space is written as a TOML file (``search_space/spaces/default.toml`` is the packaged
-default, read by ``SearchSpace.from_toml``; the dataclass defaults below are the same
-space); the file format is documented in that file.
+The space is written as a TOML file, read by ``SearchSpace.from_toml``: a packaged space by
+name (``digits``, the default, whose settings the dataclass defaults below repeat; ``cifar``;
+``imagenet``: see ``optinas.search_space.packaged_spaces``) or a file of the format documented
+in ``search_space/spaces/digits.toml``. ``SearchSpace.contains`` tells whether the space can
+produce a given genotype (the presets are points of the space meant for their data).
 """
 
 from __future__ import annotations
@@ -16,63 +18,32 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, fields
 from math import prod
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Sequence
 
+from .errors import ConfigError
 from .genotype import (BlockOverride, BlockSpec, Coefficient, Genotype, HeadSpec, InputSpec, LayerSpec,
                        StageSpec, StemSpec)
+from .packaged_spaces import space_label
 from .registry import layer_kind
+from .space_choices import COEFFICIENT_MODES, STAGE_KEYS, RandomTrial, TrialLike, default_coefficients, pick
+from .space_membership import sampling_params
+from .space_toml import check_space, read_space_toml
 
 __all__ = ["SearchSpace", "TrialLike", "RandomTrial", "COEFFICIENT_MODES", "STAGE_KEYS"]
 
-#: How a coefficient may be searched: "learnable-paper" trains it from the paper's formula.
-COEFFICIENT_MODES = ("fixed", "paper", "learnable", "learnable-paper")
-#: The per-stage choices; a ``[stageN]`` table of the TOML file may change any of them.
-STAGE_KEYS = ("depths", "widths", "kernel_sizes", "patterns", "bodies", "shortcuts", "downsamples",
-              "layers", "overrides")
 _ALL_OPTIONS_UP_TO = 16  # an integer option with at most this many values is searched over all
 
 
-class TrialLike(Protocol):
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
-    def suggest_int(self, name: str, low: int, high: int) -> int: ...
-
-
-class RandomTrial:
-    """A seeded stand-in for an Optuna trial: uniform choices, recorded in ``params``."""
-
-    def __init__(self, rng: random.Random):
-        self.rng = rng
-        self.params: dict[str, Any] = {}
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        self.params[name] = self.rng.choice(list(choices))
-        return self.params[name]
-
-    def suggest_int(self, name: str, low: int, high: int) -> int:
-        self.params[name] = self.rng.randint(low, high)
-        return self.params[name]
-
-
-def _pick(trial: TrialLike, name: str, choices: Sequence[Any]) -> Any:
-    choices = list(choices)
-    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, choices)
-
-
-def _default_coefficients() -> dict[str, dict[str, dict[str, tuple]]]:
-    return {
-        "hb": {"b1": {"modes": ("fixed",), "values": (0.0, 0.5, 1.0)},
-               "b2": {"modes": ("fixed",), "values": (-1.0, -0.5, 0.0)}},
-        "agd": {"b1": {"modes": ("paper", "learnable-paper")}, "b2": {"modes": ("paper", "learnable-paper")}},
-        "agd_dense": {"alpha": {"modes": ("paper", "learnable-paper")},
-                      "beta": {"modes": ("paper", "fixed"), "values": (1.0,)}},
-        "agd2": {"beta": {"modes": ("paper", "learnable-paper")}},
-        "admm": {"a": {"modes": ("fixed",), "values": (0.5,)}, "c": {"modes": ("fixed",), "values": (0.5,)}},
-    }
+def _digits_layer_options() -> dict[str, dict[str, tuple]]:
+    # As spaces/digits.toml: quant at 2, 4 or 8 bits, linear or codebook, float activations;
+    # binary with XNOR-Net++'s rank-1 scale.
+    return {"quant": {"w_bits": (2, 4, 8), "scheme": ("linear", "codebook"), "a_bits": (32,)},
+            "binary": {"scale": ("rank1",)}}
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Ranges and choices; one stage per entry of ``strides``. Defaults: ``spaces/default.toml``.
+    """Ranges and choices; one stage per entry of ``strides``. Defaults: ``spaces/digits.toml``.
 
     Attributes:
         input: what the task feeds the network.
@@ -103,12 +74,12 @@ class SearchSpace:
     patterns: tuple[str, ...] = ("gd", "hb", "agd", "agd_dense", "agd2", "admm")
     kernel_sizes: tuple[int, ...] = (3,)
     coefficient_choices: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)
-    coefficients: Mapping[str, Mapping[str, Mapping[str, tuple]]] = field(default_factory=_default_coefficients)
+    coefficients: Mapping[str, Mapping[str, Mapping[str, tuple]]] = field(default_factory=default_coefficients)
     bodies: tuple[str, ...] = ("basic",)
     shortcuts: tuple[str, ...] = ("projection",)
     downsamples: tuple[str, ...] = ("stride",)
-    layers: tuple[str, ...] = ("conv",)
-    layer_options: Mapping[str, Mapping[str, tuple]] = field(default_factory=dict)
+    layers: tuple[str, ...] = ("conv", "adder", "binary", "quant")
+    layer_options: Mapping[str, Mapping[str, tuple]] = field(default_factory=_digits_layer_options)
     overrides: bool = False
     stem_kernel_sizes: tuple[int, ...] = (3,)
     stem_layers: tuple[str, ...] = ("conv",)
@@ -118,8 +89,6 @@ class SearchSpace:
     per_stage: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        from .space_toml import check_space  # validation lives beside the TOML reader
-
         coefficients = {pattern: {name: dict(spec) for name, spec in entries.items()}
                         for pattern, entries in self.coefficients.items()}
         for pattern, entries in self.coefficient_choices.items():
@@ -131,21 +100,24 @@ class SearchSpace:
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
-    def from_toml(cls, input: InputSpec, path: Any = None) -> "SearchSpace":
-        """The space a TOML file describes (None: the packaged ``spaces/default.toml``).
+    def from_toml(cls, input: InputSpec, source: Any = None) -> "SearchSpace":
+        """The space a packaged name ("digits", "cifar", "imagenet") or a TOML file describes.
 
-        Settings the file leaves out keep the defaults; ``[coefficients.PATTERN]`` tables
-        replace that pattern's defaults.
+        None is the packaged default, ``digits``; an existing file wins over a packaged name.
+        Settings the file leaves out keep the dataclass defaults; ``[coefficients.PATTERN]``
+        tables replace that pattern's defaults.
+
+        Raises:
+            ConfigError: one sentence, prefixed with the space's name or path, for a source
+                that is neither a packaged space nor a file, or for any invalid setting.
         """
-        from .errors import ConfigError
-        from .space_toml import read_space_toml
-
+        label = space_label(source)
         try:
-            return cls(input=input, **read_space_toml(path))
+            return cls(input=input, **read_space_toml(source))
         except ConfigError as error:
-            if path is None or str(path) in str(error):
+            if label in str(error):
                 raise
-            raise ConfigError(f"{path}: {error}") from None
+            raise ConfigError(f"{label}: {error}") from None
 
     # -- sampling --------------------------------------------------------------------------
 
@@ -176,10 +148,10 @@ class SearchSpace:
 
     def sample_layer(self, trial: TrialLike, prefix: str, kinds: Sequence[str]) -> LayerSpec:
         """A layer kind from ``kinds`` and a value for each of its options."""
-        return self._sample_options(trial, prefix, _pick(trial, f"{prefix}.layer", kinds))
+        return self._sample_options(trial, prefix, pick(trial, f"{prefix}.layer", kinds))
 
     def _sample_options(self, trial: TrialLike, prefix: str, kind: str) -> LayerSpec:
-        options = {name: _pick(trial, f"{prefix}.layer.{kind}.{name}", values)
+        options = {name: pick(trial, f"{prefix}.layer.{kind}.{name}", values)
                    for name, values in self.option_values(kind).items()}
         return LayerSpec(kind, options)
 
@@ -187,19 +159,19 @@ class SearchSpace:
         """The searched coefficients of ``pattern``; the others keep the registry's defaults."""
         coefficients = []
         for name, spec in self.coefficients.get(pattern, {}).items():
-            mode = _pick(trial, f"{prefix}.{pattern}.{name}.mode", spec["modes"])
+            mode = pick(trial, f"{prefix}.{pattern}.{name}.mode", spec["modes"])
             if mode in ("paper", "learnable-paper"):
                 coefficients.append(Coefficient(name, 0.0, "paper" if mode == "paper" else "learnable",
                                                 init="paper" if mode != "paper" else "value"))
             else:
-                value = _pick(trial, f"{prefix}.{pattern}.{name}", spec["values"])
+                value = pick(trial, f"{prefix}.{pattern}.{name}", spec["values"])
                 coefficients.append(Coefficient(name, value, mode))
         return tuple(coefficients)
 
     def sample(self, trial: TrialLike) -> Genotype:
         """Ask ``trial`` for every choice, in a fixed order, and build the genotype."""
-        stem = StemSpec(_pick(trial, "stem.width", self.stem_widths),
-                        kernel_size=_pick(trial, "stem.kernel_size", self.stem_kernel_sizes),
+        stem = StemSpec(pick(trial, "stem.width", self.stem_widths),
+                        kernel_size=pick(trial, "stem.kernel_size", self.stem_kernel_sizes),
                         layer=self.sample_layer(trial, "stem", self.stem_layers),
                         stride=self.stem_stride, pool=self.stem_pool)
         stages, channels = [], stem.width
@@ -214,20 +186,20 @@ class SearchSpace:
         prefix, choices = f"stage{index}", self.stage_choices(index)
         low, high = choices["depths"]
         depth = trial.suggest_int(f"{prefix}.depth", low, high) if low < high else low
-        width = _pick(trial, f"{prefix}.width", choices["widths"])
-        kernel = _pick(trial, f"{prefix}.kernel_size", choices["kernel_sizes"])
-        pattern = _pick(trial, f"{prefix}.pattern", choices["patterns"])
+        width = pick(trial, f"{prefix}.width", choices["widths"])
+        kernel = pick(trial, f"{prefix}.kernel_size", choices["kernel_sizes"])
+        pattern = pick(trial, f"{prefix}.pattern", choices["patterns"])
         block = BlockSpec(pattern, self.sample_coefficients(trial, prefix, pattern))
-        body = _pick(trial, f"{prefix}.body", choices["bodies"])
-        shortcut = _pick(trial, f"{prefix}.shortcut", choices["shortcuts"])
+        body = pick(trial, f"{prefix}.body", choices["bodies"])
+        shortcut = pick(trial, f"{prefix}.shortcut", choices["shortcuts"])
         if shortcut == "pad" and width < channels:
             shortcut = "projection"  # option A can only add channels
-        downsample = _pick(trial, f"{prefix}.downsample", choices["downsamples"])
+        downsample = pick(trial, f"{prefix}.downsample", choices["downsamples"])
         layer = self.sample_layer(trial, prefix, choices["layers"])
         overrides = []
         for block_index in range(depth if choices["overrides"] else 0):
             block_prefix = f"{prefix}.block{block_index}"
-            kind = _pick(trial, f"{block_prefix}.layer", ("stage", *choices["layers"]))
+            kind = pick(trial, f"{block_prefix}.layer", ("stage", *choices["layers"]))
             own = layer if kind == "stage" else self._sample_options(trial, block_prefix, kind)
             if own != layer:  # an override equal to the stage's layer is none (one genotype, one hash)
                 overrides.append(BlockOverride(block_index, own))
@@ -239,6 +211,20 @@ class SearchSpace:
         """``count`` genotypes drawn uniformly choice by choice, reproducible from ``seed``."""
         rng = random.Random(seed)
         return [self.sample(RandomTrial(rng)) for _ in range(count)]
+
+    # -- membership ------------------------------------------------------------------------
+
+    def params_for(self, genotype: Genotype) -> dict[str, Any] | None:
+        """The trial parameters that make ``sample`` return ``genotype``, or None if it cannot.
+
+        ``sample(optuna.trial.FixedTrial(params))`` replays them, and ``study.enqueue_trial``
+        takes them, so a preset can join a search as one of its own candidates.
+        """
+        return sampling_params(self, genotype)
+
+    def contains(self, genotype: Genotype) -> bool:
+        """Whether the space can produce exactly ``genotype`` (its input spec included)."""
+        return self.params_for(genotype) is not None
 
     # -- description -----------------------------------------------------------------------
 

@@ -2,24 +2,24 @@
 
 Every mistake in a space file or a ``SearchSpace`` argument is one ``ConfigError`` sentence
 that names the setting, the value and what is allowed. The format is documented in the
-packaged default, ``search_space/spaces/default.toml``.
+packaged default, ``search_space/spaces/digits.toml``; which file a name or path means is
+``optinas.search_space.packaged_spaces``.
 """
 
 from __future__ import annotations
 
 import math
 import tomllib
-from importlib import resources
-from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError, GenotypeError
-from .genotype import BODIES, DOWNSAMPLES, SHORTCUTS, STEM_POOLS, Coefficient, LayerSpec
+from .genotype_specs import BODIES, DOWNSAMPLES, SHORTCUTS, STEM_POOLS, Coefficient, LayerSpec
+from .packaged_spaces import space_source
 from .registry import block_patterns, layer_kinds
+from .space_choices import COEFFICIENT_MODES, STAGE_KEYS, default_coefficients
 
-__all__ = ["read_space_toml", "check_space", "describe_space", "DEFAULT_SPACE"]
+__all__ = ["read_space_toml", "check_space", "describe_space"]
 
-DEFAULT_SPACE = "default.toml"
 _SECTIONS = {
     "stem": {"widths": "stem_widths", "kernel_sizes": "stem_kernel_sizes", "layers": "stem_layers",
              "stride": "stem_stride", "pool": "stem_pool"},
@@ -33,26 +33,17 @@ def _fail(where: str, message: str) -> None:
     raise ConfigError(f"search space: {where} {message}")
 
 
-def _load(path: Any) -> tuple[str, dict]:
-    if path is None:
-        name = f"spaces/{DEFAULT_SPACE}"
-        text = resources.files("search_space").joinpath("spaces", DEFAULT_SPACE).read_text(encoding="utf-8")
-    else:
-        name, file = str(path), Path(path)
-        if not file.is_file():
-            raise ConfigError(f"search space file {name!r} does not exist")
-        text = file.read_text(encoding="utf-8")
+def _load(source: Any) -> tuple[str, dict]:
+    name, text = space_source(source)
     try:
         return name, tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{name}: not valid TOML ({error})") from None
 
 
-def read_space_toml(path: Any = None) -> dict[str, Any]:
-    """``SearchSpace`` keyword arguments from a TOML file (None: the packaged default)."""
-    from .space import STAGE_KEYS, _default_coefficients
-
-    name, data = _load(path)
+def read_space_toml(source: Any = None) -> dict[str, Any]:
+    """``SearchSpace`` keyword arguments from a packaged space's name or a TOML file (None: digits)."""
+    name, data = _load(source)
     arguments: dict[str, Any] = {}
     per_stage: dict[int, dict] = {}
     for section, table in data.items():
@@ -72,7 +63,7 @@ def read_space_toml(path: Any = None) -> dict[str, Any]:
         elif section == "layers":
             arguments["layer_options"] = {kind: dict(options) for kind, options in table.items()}
         elif section == "coefficients":
-            coefficients = _default_coefficients()
+            coefficients = default_coefficients()
             coefficients.update({pattern: dict(entries) for pattern, entries in table.items()})
             arguments["coefficients"] = coefficients
         else:
@@ -145,8 +136,6 @@ def _check_stage(space, index: int, choices: dict) -> dict:
 
 
 def _check_coefficients(coefficients: Mapping) -> dict:
-    from .space import COEFFICIENT_MODES
-
     patterns = block_patterns()
     result = {}
     for pattern, entries in coefficients.items():

@@ -85,7 +85,7 @@ def sparsity_stats(model: nn.Module, zero_tolerance: float = 0.0) -> dict[str, f
     """The norms pen_XNOR needs, measured on a (trained) model.
 
     Args:
-        model: a network built by ``search_space.build_model`` (or an exported copy).
+        model: a network built by ``optinas.search_space.build_model`` (or an exported copy).
         zero_tolerance: magnitudes at or below it count as zero in ||.||_0 and ||.||_1.
 
     Returns:

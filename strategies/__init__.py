@@ -1,13 +1,9 @@
-"""optinas.strategies: how to choose. Objectives and budgets, the Optuna driver, results and
-reports, and the ``optinas`` command line. The only package that writes to runs/."""
+"""optinas.strategies: how to choose. Objectives and budgets, the study's life cycle, the
+backends that run trials, results and reports, the reproductions, and the ``optinas`` command
+line. The only package that writes to runs/."""
 
-from .config import Budget, SearchConfig
+from optinas.strategies.config import Budget, SearchConfig
+from optinas.strategies.finish import SearchSummary
+from optinas.strategies.search import run_search
 
-__all__ = ["Budget", "SearchConfig", "run_search"]
-
-
-def run_search(config, show_progress=True, presets=()):
-    """Run or resume a search (see ``strategies.optuna_driver.run_search``)."""
-    from .optuna_driver import run_search as _run
-
-    return _run(config, show_progress, presets)
+__all__ = ["Budget", "SearchConfig", "SearchSummary", "run_search"]

@@ -1,6 +1,6 @@
 """Hard budgets: limits on what a candidate may cost, checked before it is trained.
 
-Every limit but latency is analytic (``search_space.count_cost``): multiplications, energy on
+Every limit but latency is analytic (``optinas.search_space.count_cost``): multiplications, energy on
 a hardware profile, parameters and storage. Latency is *measured*, not modelled: the median
 wall time of a batch-1 forward pass of the built, untrained model on the search's device,
 taken only for candidates that already meet the analytic limits (it needs the model built).
@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any
 
-from search_space.errors import ConfigError
+import torch
+
+from optinas.search_space.errors import ConfigError
 
 __all__ = ["Budget", "parse_count", "parse_energy", "parse_storage", "measure_latency_ms"]
 
@@ -45,9 +47,13 @@ def parse_count(text: str | int | float, what: str) -> int:
         if not match:
             raise ConfigError(f"{what} must be a count like 2000000, 2e6, 2M or 500k; got {text!r}")
         value = float(match.group(1)) * _COUNT_SUFFIXES[match.group(2).lower()]
-    if value <= 0:
-        raise ConfigError(f"{what} must be positive, got {text!r}")
-    return int(round(value))
+    # '1e400' is an infinite float: refused here, not an OverflowError in int() below.
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{what} must be positive and finite, got {text!r}")
+    count = int(round(value))
+    if count < 1:
+        raise ConfigError(f"{what} must be at least 1, got {text!r}")
+    return count
 
 
 def _with_unit(text: str, units: dict[str, float], what: str, example: str) -> float:
@@ -56,8 +62,8 @@ def _with_unit(text: str, units: dict[str, float], what: str, example: str) -> f
         raise ConfigError(f"{what} must be a number with a unit ({', '.join(units)}), e.g. {example}; "
                           f"got {text!r}")
     value = float(match.group(1)) * units[match.group(2)]
-    if not value > 0:
-        raise ConfigError(f"{what} must be positive, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{what} must be positive and finite, got {text!r}")
     return value
 
 
@@ -94,11 +100,11 @@ class Budget:
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name.startswith("max_") and value is not None and not value > 0:
+            if item.name.startswith("max_") and value is not None and not (value > 0 and math.isfinite(value)):
                 flag = "--" + item.name.replace("_", "-")
-                raise ConfigError(f"{flag} must be positive, got {value!r}")
+                raise ConfigError(f"{flag} must be positive and finite, got {value!r}")
         if self.hardware is not None:
-            from search_space.cost import load_profile
+            from optinas.search_space.cost import load_profile
 
             load_profile(self.hardware)  # a bad profile fails here, before anything is written
 
@@ -113,7 +119,7 @@ class Budget:
             except ValueError:
                 raise ConfigError(f"--max-latency-ms must be a number of milliseconds, got {max_latency_ms!r}") from None
             if not (latency > 0 and math.isfinite(latency)):
-                raise ConfigError(f"--max-latency-ms must be positive, got {max_latency_ms!r}")
+                raise ConfigError(f"--max-latency-ms must be positive and finite, got {max_latency_ms!r}")
         return cls(
             max_mults=None if max_mults is None else parse_count(max_mults, "--max-mults"),
             max_energy=None if max_energy is None else parse_energy(max_energy),
@@ -164,7 +170,6 @@ def measure_latency_ms(model, input_shape, device, repeats: int = 5) -> float:
     One untimed pass first (allocations, lazy initialisation, kernel selection); CUDA is
     synchronised around each timed pass. The model is left on ``device`` in its prior mode.
     """
-    import torch
 
     was_training = model.training
     model.to(device).eval()

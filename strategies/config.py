@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_space.errors import ConfigError
-
-from .budgets import Budget, parse_count  # Budget lives in budgets.py; re-exported here
-from .objectives import DEFAULT_OBJECTIVES, parse_objectives
-from .samplers import SAMPLERS
+from optinas.search_space.errors import ConfigError
+from optinas.strategies.budgets import Budget, parse_count  # Budget lives in budgets.py; re-exported here
+from optinas.strategies.objectives import DEFAULT_OBJECTIVES, parse_objectives
+from optinas.strategies.samplers import SAMPLERS
 
 __all__ = ["Budget", "SearchConfig", "parse_count", "SAMPLERS", "BACKENDS", "PRUNERS"]
 
@@ -42,9 +43,9 @@ class SearchConfig:
     # Where torchvision-format data sets live (--data-dir), and whether to fetch them.
     data_dir: Path | None = None
     download: bool = False
-    # Proxy fidelity (evaluator.Fidelity): share of the training split used, and CUDA-graph
-    # capture of the training step. (Fidelity's width_multiplier and resolution also change
-    # the model, so they join here once trial.py builds from evaluator.proxy_genotype.)
+    # Proxy fidelity (evaluator.Fidelity): share of the training split used, CUDA-graph
+    # capture of the training step, and the narrower or lower-resolution proxy model that
+    # trial.py trains through evaluator.proxy_genotype (width_multiplier, resolution).
     train_fraction: float = 1.0
     cuda_graphs: bool = False
     width_multiplier: float = 1.0
@@ -108,7 +109,6 @@ class SearchConfig:
         than one (measured 2026-11-22 on the 2-core sandbox), and small proxy models gain
         little from more threads anyway.
         """
-        import os
 
         return self.threads or max(1, min(8, (os.cpu_count() or 2) // 2))
 
@@ -118,7 +118,7 @@ class SearchConfig:
 
     @property
     def objective_list(self):
-        """The objectives as ``strategies.objectives.Objective`` records, in value order."""
+        """The objectives as ``optinas.strategies.objectives.Objective`` records, in value order."""
         return parse_objectives(self.objectives)
 
     @property
@@ -144,7 +144,6 @@ class SearchConfig:
         """A custom space file by its content, so an edited file cannot resume the study."""
         if self.space is None:
             return {}
-        import hashlib
 
         try:
             digest = hashlib.sha256(Path(self.space).read_bytes()).hexdigest()[:16]

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search_space.errors import ConfigError
+import moocore
+import numpy as np
+
+from optinas.search_space.errors import ConfigError
 
 __all__ = ["Objective", "OBJECTIVES", "DEFAULT_OBJECTIVES", "parse_objectives", "objectives_of", "objective_values",
-           "directions", "dominates", "pareto_indices"]
+           "directions", "dominates", "pareto_indices", "accuracy_index"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ def objectives_of(settings: dict) -> tuple[Objective, ...]:
     return parse_objectives(names if isinstance(names, str) else list(names))
 
 
+def accuracy_index(objectives) -> int:
+    """Where accuracy sits among the values (``--objectives mults,accuracy`` puts it second)."""
+    return [objective.name for objective in objectives].index("accuracy")
+
+
 def directions(objectives) -> list[str]:
     return [objective.direction for objective in objectives]
 
@@ -106,6 +114,14 @@ def dominates(a, b, objectives) -> bool:
 
 
 def pareto_indices(points, objectives) -> list[int]:
-    """Indices of the points no other point dominates (ties all kept)."""
-    return [i for i, point in enumerate(points)
-            if not any(dominates(other, point, objectives) for j, other in enumerate(points) if j != i)]
+    """Indices of the points no other point dominates (ties all kept), in their order.
+
+    The one Pareto filter of optinas (fronts, exports, the report): moocore's
+    ``is_nondominated``, which sorts rather than comparing every pair.
+    """
+    if len(points) == 0:
+        return []
+    data = np.asarray(points, dtype=float).reshape(len(points), len(objectives))
+    keep = moocore.is_nondominated(data, maximise=[objective.maximize for objective in objectives],
+                                   keep_weakly=True)
+    return [int(index) for index in np.flatnonzero(keep)]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from optinas.strategies.objectives import accuracy_index
+from optinas.strategies.status import NOT_COUNTED, WITH_ACCURACY, TrialStatus, trial_status
+
 __all__ = ["SearchProgress"]
 
 
@@ -20,11 +25,11 @@ class SearchProgress:
         self.already = already
         self.enabled = enabled
         self.best = 0.0
+        self.accuracy = accuracy_index(config.objective_list)  # --objectives mults,accuracy: values[1]
 
     def __enter__(self) -> "SearchProgress":
         if not self.enabled:
             return self
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("best val acc {task.fields[best]:.4f}"))
@@ -43,20 +48,19 @@ class SearchProgress:
 
     def trial_done(self, trial) -> None:
         """One line for a finished trial (an ``optuna.trial.FrozenTrial``)."""
-        from .worker import NOT_COUNTED, trial_status
 
         if not self.enabled:
             return
         attrs, status = trial.user_attrs, trial_status(trial)
         cost = attrs.get("cost", {})
-        if status in ("trained", "reused"):
-            accuracy = trial.values[0]
+        if status in WITH_ACCURACY:
+            accuracy = trial.values[self.accuracy]
             self.best = max(self.best, accuracy)
             seconds = attrs.get("metrics", {}).get("wall_time_s", 0.0)
-            detail = f"val acc {accuracy:.4f}  {seconds:5.1f}s" + ("  (reused)" if status == "reused" else "")
-        elif status == "infeasible":
+            detail = f"val acc {accuracy:.4f}  {seconds:5.1f}s" + ("  (reused)" if status == TrialStatus.REUSED else "")
+        elif status == TrialStatus.INFEASIBLE:
             detail = "over budget, not trained"
-        elif status == "pruned":
+        elif status == TrialStatus.PRUNED:
             detail = f"pruned after epoch {attrs.get('pruned_at_epoch', '?')}"
         elif status in NOT_COUNTED:
             return  # not counted; its parameters are queued again

@@ -12,8 +12,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
+
+import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 __all__ = ["HEARTBEAT_S", "GRACE_S", "open_storage", "describe", "is_database_url"]
 
@@ -35,9 +39,6 @@ def open_storage(run_dir: Path, url: str | None = None,
     ``on_stale(study, frozen_trial)`` is called for each trial the heartbeat fails (database
     storages only); the driver uses it to retry the trial.
     """
-    import warnings
-
-    import optuna
 
     if is_database_url(url):
         with warnings.catch_warnings():
@@ -49,7 +50,6 @@ def open_storage(run_dir: Path, url: str | None = None,
     legacy = run_dir / "study.db"
     if legacy.exists():
         return optuna.storages.RDBStorage(f"sqlite:///{legacy.resolve()}")
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = str((run_dir / "study.journal").resolve())
     return optuna.storages.JournalStorage(

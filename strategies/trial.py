@@ -12,24 +12,25 @@ an identical genotype trained before).
 
 from __future__ import annotations
 
+import io
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 
-from search_space import Genotype, SearchSpace, build_model, count_cost
-from search_space.sparsity import sparsity_stats
+from optinas.evaluator import TrialFailed, evaluate, proxy_genotype
+from optinas.search_space import Genotype, SearchSpace, build_model, count_cost
+from optinas.search_space.sparsity import sparsity_stats
+from optinas.strategies.budgets import Budget, measure_latency_ms
+from optinas.strategies.files import write_bytes_atomic
+from optinas.strategies.objectives import objective_values
+from optinas.strategies.status import TrialStatus
+from optinas.strategies.study_index import index_of
 
-from .budgets import Budget, measure_latency_ms
-from .files import write_bytes_atomic
-
-__all__ = ["TrialContext", "TrialOutcome", "Screened", "screen", "candidate", "run_trial", "checkpoint_path",
-           "STATUSES"]
-
-# How a trial ended, as recorded in its "status" user attribute.
-STATUSES = ("trained", "reused", "infeasible", "pruned", "failed")
+__all__ = ["TrialContext", "TrialOutcome", "Screened", "screen", "candidate", "run_trial", "checkpoint_path"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class TrialContext:
 class TrialOutcome:
     """How a trial ended: the objective values to tell, or a failure reason."""
 
-    status: str  # one of STATUSES
+    status: TrialStatus  # as recorded in the trial's "status" user attribute
     values: tuple[float, ...] | None = None
     reason: str = ""
     genotype: Genotype | None = None
@@ -71,15 +72,10 @@ def checkpoint_path(run_dir: Path, number: int) -> Path:
 
 def _earlier_result(trial, genotype_hash: str) -> Any | None:
     """A finished trial that already trained this exact genotype (same hash), if any."""
-    study, own_id = getattr(trial, "study", None), getattr(trial, "_trial_id", None)
+    study = getattr(trial, "study", None)
     if study is None:
         return None
-    for earlier in study.get_trials(deepcopy=False):
-        attrs = earlier.user_attrs
-        if (earlier._trial_id != own_id and attrs.get("hash") == genotype_hash
-                and attrs.get("status") in ("trained", "reused") and earlier.values is not None):
-            return earlier
-    return None
+    return index_of(study).earlier_result(genotype_hash, own_number=trial.number)
 
 
 @dataclass(frozen=True)
@@ -129,7 +125,7 @@ def screen(trial, context: TrialContext) -> Screened:
     trial.set_user_attr("constraints", violations)
     feasible = not failure and all(violation <= 0 for violation in violations.values())
     if not feasible and not failure:
-        trial.set_user_attr("status", "infeasible")
+        trial.set_user_attr("status", TrialStatus.INFEASIBLE.value)
     return Screened(genotype, cost, feasible, model, failure, latency)
 
 
@@ -141,7 +137,7 @@ def candidate(trial, context: TrialContext) -> Genotype:
     """
     name = trial.user_attrs.get("preset")
     if name:
-        from search_space.presets import preset
+        from optinas.search_space.presets import preset
 
         return preset(name, context.space.input)
     return context.space.sample(trial)
@@ -160,7 +156,6 @@ def run_trial(trial, context: TrialContext) -> TrialOutcome:
     Raises ``optuna.TrialPruned`` when the context prunes and the pruner stops the trial
     (after the trial has been marked "pruned").
     """
-    from evaluator import TrialFailed, evaluate, proxy_genotype
 
     screened = screen(trial, context)
     genotype, cost = screened.genotype, screened.cost
@@ -168,14 +163,15 @@ def run_trial(trial, context: TrialContext) -> TrialOutcome:
         return _failed(trial, screened.failure, genotype)
     if not screened.feasible:
         # Never trained: the worst accuracy keeps it dominated; the constraint tells the sampler why.
-        return TrialOutcome("infeasible", _values(context, cost, None, screened.latency_ms), genotype=genotype)
+        return TrialOutcome(TrialStatus.INFEASIBLE, _values(context, cost, None, screened.latency_ms),
+                            genotype=genotype)
 
     earlier = _earlier_result(trial, genotype.hash)
     if earlier is not None:
-        trial.set_user_attr("status", "reused")
+        trial.set_user_attr("status", TrialStatus.REUSED.value)
         trial.set_user_attr("reused_from", earlier.user_attrs.get("reused_from", earlier.number))
         trial.set_user_attr("metrics", earlier.user_attrs.get("metrics", {}))
-        return TrialOutcome("reused", tuple(earlier.values), genotype=genotype)
+        return TrialOutcome(TrialStatus.REUSED, tuple(earlier.values), genotype=genotype)
 
     trained = proxy_genotype(genotype, context.fidelity)  # the genotype itself unless a proxy is set
     try:
@@ -188,22 +184,21 @@ def run_trial(trial, context: TrialContext) -> TrialOutcome:
     except TrialFailed as failure:
         return _failed(trial, str(failure), genotype)
     except Exception as error:
-        if type(error).__name__ == "TrialPruned":  # optuna's, raised by the reporter below
+        if isinstance(error, optuna.TrialPruned):  # raised by the reporter below
             raise
         # A crash in one candidate must not end the search.
         return _failed(trial, _crash_reason(error, trial, context), genotype)
 
     if trained is genotype:  # proxy-trained weights do not fit the real architecture
         write_bytes_atomic(checkpoint_path(context.run_dir, trial.number), _state_bytes(model))
-    trial.set_user_attr("status", "trained")
+    trial.set_user_attr("status", TrialStatus.TRAINED.value)
     trial.set_user_attr("metrics", result.to_dict())
     trial.set_user_attr("sparsity", sparsity_stats(model))
-    return TrialOutcome("trained", _values(context, cost, result.val_accuracy, screened.latency_ms),
+    return TrialOutcome(TrialStatus.TRAINED, _values(context, cost, result.val_accuracy, screened.latency_ms),
                         genotype=genotype)
 
 
 def _values(context: TrialContext, cost, accuracy: float | None, latency_ms: float | None) -> tuple[float, ...]:
-    from .objectives import objective_values
 
     return objective_values(context.objectives, cost.total, 0.0 if accuracy is None else accuracy, latency_ms)
 
@@ -213,22 +208,19 @@ def _pruning_reporter(trial):
     def report(epoch: int, accuracy: float) -> None:
         trial.report(accuracy, epoch)
         if trial.should_prune():
-            import optuna
-
-            trial.set_user_attr("status", "pruned")
+            trial.set_user_attr("status", TrialStatus.PRUNED.value)
             trial.set_user_attr("pruned_at_epoch", epoch + 1)
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} at validation accuracy {accuracy:.4f}")
     return report
 
 
 def _failed(trial, reason: str, genotype: Genotype) -> TrialOutcome:
-    trial.set_user_attr("status", "failed")
+    trial.set_user_attr("status", TrialStatus.FAILED.value)
     trial.set_user_attr("failure", reason)
-    return TrialOutcome("failed", reason=reason, genotype=genotype)
+    return TrialOutcome(TrialStatus.FAILED, reason=reason, genotype=genotype)
 
 
 def _state_bytes(model: torch.nn.Module) -> bytes:
-    import io
 
     buffer = io.BytesIO()
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}

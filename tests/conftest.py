@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 import torch
 
-from search_space import BlockSpec, Coefficient, Genotype, HeadSpec, InputSpec, LayerSpec, StageSpec, StemSpec
-from search_space.genotype import BlockOverride
-from search_space.registry import block_patterns, layer_kinds
+from optinas.search_space import BlockSpec, Coefficient, Genotype, HeadSpec, InputSpec, LayerSpec, StageSpec, StemSpec
+from optinas.search_space.genotype import BlockOverride
+from optinas.search_space.registry import block_patterns, layer_kinds
+
+# The compiled CPU adder kernel, the library's default, compiles for seconds to a minute per
+# process: the suite (and the processes it starts, which inherit this) runs the eager kernel,
+# and the tests of the compiled kernel turn it on themselves (tests/search_space/test_adder*.py).
+os.environ.setdefault("OPTINAS_ADDER_COMPILE", "0")
 
 
 def random_layer(rng: random.Random) -> LayerSpec:

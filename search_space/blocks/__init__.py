@@ -1,4 +1,4 @@
-"""Block patterns of seed 004, one file each, registered once.
+"""Block patterns of Li et al., one file each, registered once.
 
 Registered patterns: ``gd`` (plain, eq. 7), ``hb`` (heavy ball, eq. 16; ResNet and HB-Net),
 ``agd`` (Nesterov, eq. 17), ``agd_dense`` (dense Nesterov, eqs. 18 and 21; AGD-Net),

@@ -1,4 +1,4 @@
-"""ADMM block (seed 004, eq. 20): two parallel paths x' and x that share one merge.
+"""ADMM block (Li et al., eq. 20): two parallel paths x' and x that share one merge.
 
 x'_{k+1} = ReLU(T'(x'_k) + m_k),  x_{k+1} = ReLU(T(x_k) + m_k),
 m_k = sum_{t<=k} (alpha_t x'_t + beta_t x_t)   (the same sums appear in both lines of eq. 20)
@@ -12,8 +12,8 @@ added to each branch. The paths T' and T have their own weights (two residual br
 There is no paper mode: eq. 14's exact ADMM updates are not of this form (x_{k+1} reads
 x'_{k+1}) and Table 3 gives DMRNet's constants, which are fixed values.
 
-Conventions (documented choices where the seed is silent):
-- the stage input starts both paths, x'_0 = x_0, and the sums run over t = 0..k (the seed
+Conventions (documented choices where the paper is silent):
+- the stage input starts both paths, x'_0 = x_0, and the sums run over t = 0..k (the paper
   writes t = 1..k with its first iterate as x_1), so the first block has DMRNet's skip;
 - at a stage transition the first block merges (a + c) P(x_0) with the stage's shortcut P,
   and both transforms downsample x_0 themselves; when past terms are weighed, P(x_0) is the
@@ -31,6 +31,7 @@ import functools
 import torch.nn.functional as F
 from torch import nn
 
+from ..cost.layer_records import body_records, shortcut_records, sum_record
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
 from .nesterov import plain_stage
@@ -61,7 +62,7 @@ def admm_terms(stage, index):
 
 
 class MergeRunBlock(nn.Module):
-    """x'_{k+1} = ReLU(T'(x'_k) + m_k), x_{k+1} = ReLU(T(x_k) + m_k)  (seed 004, eq. 20; DMRNet)."""
+    """x'_{k+1} = ReLU(T'(x'_k) + m_k), x_{k+1} = ReLU(T(x_k) + m_k)  (Li et al., eq. 20; DMRNet)."""
 
     def __init__(self, in_channels, out_channels, stride, stage, index, kinds):
         super().__init__()
@@ -108,8 +109,6 @@ def _cached_terms(block, depth, index):
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):
-    from ..cost.analytic import body_records, shortcut_records, sum_record
-
     terms, keeps_past = _cached_terms(stage.block, stage.depth, index)
     records, out_h, out_w = body_records(
         f"{prefix}.body_prime", stage, in_channels, out_channels, stride, height, width)

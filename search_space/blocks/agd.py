@@ -1,4 +1,4 @@
-"""Nesterov block (seed 004, eq. 17): the momentum is applied before the transform.
+"""Nesterov block (Li et al., eq. 17): the momentum is applied before the transform.
 
 x_{k+1} = ReLU(T(b1 x_k + b2 x_{k-1})). With the paper's coefficients b1 = 1 + beta_k and
 b2 = -beta_k (beta_k from the theta sequence of eq. 3) this is eq. 12, Nesterov's method
@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
+from ..cost.layer_records import body_records, shortcut_records, sum_record
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
 from .nesterov import cached_plan, coefficient_value, nesterov_betas, nesterov_thetas
@@ -53,7 +54,7 @@ def agd_keeps(plan, index):
 
 
 class NesterovBlock(nn.Module):
-    """x_{k+1} = ReLU(T(b1 x_k + b2 x_{k-1}))  (seed 004, eq. 17; eq. 12 in paper mode).
+    """x_{k+1} = ReLU(T(b1 x_k + b2 x_{k-1}))  (Li et al., eq. 17; eq. 12 in paper mode).
 
     History in and out: [x_{k-1} or None, x_k]; None where no later block reads it.
     """
@@ -82,8 +83,6 @@ _cached_plan = cached_plan(agd_plan)
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):
-    from ..cost.analytic import body_records, shortcut_records, sum_record
-
     plan = _cached_plan(stage.block, stage.depth)
     values, learnable = agd_mix(plan, index)
     records = [sum_record(f"{prefix}.mix", values, learnable, in_channels, height, width)]
@@ -96,7 +95,7 @@ def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width
 
 AGD = BlockPattern(
     name="agd", module=NesterovBlock,
-    # Defaults: Nesterov with the constant momentum beta = 0.3 (footnote 4; the seed's
+    # Defaults: Nesterov with the constant momentum beta = 0.3 (footnote 4; the paper's
     # simulation momentum); mode "paper" gives the theta-sequence values of eq. 3.
     coefficients=(("b1", 1.3), ("b2", -0.3)), cost=_cost,
     paper_modes=frozenset({"b1", "b2"}),

@@ -1,11 +1,11 @@
-"""Second Nesterov block (seed 004, eq. 13): the dense form of Nesterov's method, h tied.
+"""Second Nesterov block (Li et al., eq. 13): the dense form of Nesterov's method, h tied.
 
 x_{k+1} = ReLU(x_k + sum_{j<=k} h_{k+1,j} (T_j(x_j) - x_j)), eq. 13 with the same h weighing
 T(x_j) and -x_j (eq. 4's gradient steps, d_j = T_j(x_j) - x_j being -grad f at x_j). Each
 block runs its transform once; d_j is kept for the later blocks that weigh it.
 
 One coefficient, ``beta``, the momentum the h of eq. 5 are built from: paper: beta_{k+1}
-from the theta sequence of eq. 3 (the seed's AGD2, best at depth 40 in Table 2); fixed: a
+from the theta sequence of eq. 3 (the paper's AGD2, best at depth 40 in Table 2); fixed: a
 constant momentum (the strongly convex case, footnote 4); learnable: every h_{k+1,j}
 becomes its own parameter, initialised from the h of either.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
+from ..cost.layer_records import body_records, shortcut_records, sum_record
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
 from .nesterov import cached_plan, coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas
@@ -59,7 +60,7 @@ def agd2_needs(plan, index):
 
 
 class TiedNesterovBlock(nn.Module):
-    """x_{k+1} = ReLU(x_k + sum_j h_{k+1,j} (T_j(x_j) - x_j))  (seed 004, eq. 13)."""
+    """x_{k+1} = ReLU(x_k + sum_j h_{k+1,j} (T_j(x_j) - x_j))  (Li et al., eq. 13)."""
 
     def __init__(self, in_channels, out_channels, stride, stage, index, kinds):
         super().__init__()
@@ -94,8 +95,6 @@ _cached_plan = cached_plan(agd2_plan)
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):
-    from ..cost.analytic import body_records, shortcut_records, sum_record
-
     plan = _cached_plan(stage.block, stage.depth)
     keep_d, state_used = agd2_needs(plan, index)
     records, out_h, out_w = body_records(f"{prefix}.body", stage, in_channels, out_channels, stride, height, width)

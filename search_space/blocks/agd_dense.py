@@ -1,4 +1,4 @@
-"""Dense Nesterov block (seed 004, eq. 18; AGD-Net, eq. 21): sums instead of concatenation.
+"""Dense Nesterov block (Li et al., eq. 18; AGD-Net, eq. 21): sums instead of concatenation.
 
 x_{k+1} = ReLU(sum_j alpha_{k+1,j} T_j(x_j) + sum_j beta_{k+1,j} x_j), j = 0..k, where each
 block's transform runs once on its own input (T_j(x_j) is computed by block j and reused by
@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
+from ..cost.layer_records import body_records, shortcut_records, sum_record
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
 from .nesterov import cached_plan, coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas
@@ -73,7 +74,7 @@ def dense_projects(plan):
 
 
 class DenseNesterovBlock(nn.Module):
-    """x_{k+1} = ReLU(sum_j alpha_{k+1,j} T_j(x_j) + sum_j beta_{k+1,j} x_j)  (seed 004, eqs. 18, 21)."""
+    """x_{k+1} = ReLU(sum_j alpha_{k+1,j} T_j(x_j) + sum_j beta_{k+1,j} x_j)  (Li et al., eqs. 18, 21)."""
 
     def __init__(self, in_channels, out_channels, stride, stage, index, kinds):
         super().__init__()
@@ -108,8 +109,6 @@ _cached_plan = cached_plan(dense_plan)
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):
-    from ..cost.analytic import body_records, shortcut_records, sum_record
-
     plan = _cached_plan(stage.block, stage.depth)
     records, out_h, out_w = body_records(f"{prefix}.body", stage, in_channels, out_channels, stride, height, width)
     if index == 0 and dense_projects(plan):

@@ -1,10 +1,11 @@
-"""Gradient-descent block: the plain feed-forward network (seed 004, eq. 7)."""
+"""Gradient-descent block: the plain feed-forward network (Li et al., eq. 7)."""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import nn
 
+from ..cost.layer_records import body_records
 from ..modules import make_body
 from ..registry import BlockPattern
 
@@ -12,9 +13,9 @@ __all__ = ["PlainBlock", "GD"]
 
 
 class PlainBlock(nn.Module):
-    """x_{k+1} = ReLU(T(x_k)): one gradient step per block, no side paths (seed 004, eq. 7).
+    """x_{k+1} = ReLU(T(x_k)): one gradient step per block, no side paths (Li et al., eq. 7).
 
-    A stage of these is the plain CNN / VGG of seed 004's Table 3.
+    A stage of these is the plain CNN / VGG of Li et al.'s Table 3.
     """
 
     def __init__(self, in_channels, out_channels, stride, stage, index, kinds):
@@ -26,8 +27,6 @@ class PlainBlock(nn.Module):
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):
-    from ..cost.analytic import body_records
-
     return body_records(f"{prefix}.body", stage, in_channels, out_channels, stride, height, width)
 
 

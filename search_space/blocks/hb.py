@@ -1,10 +1,11 @@
-"""Heavy-ball block (seed 004, eq. 16): ResNet and HB-Net as special cases."""
+"""Heavy-ball block (Li et al., eq. 16): ResNet and HB-Net as special cases."""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import nn
 
+from ..cost.layer_records import body_records, shortcut_records, sum_record
 from ..modules import WeightedSum, make_body, make_shortcut
 from ..registry import BlockPattern
 
@@ -12,7 +13,7 @@ __all__ = ["HeavyBallBlock", "HB"]
 
 
 class HeavyBallBlock(nn.Module):
-    """x_{k+1} = ReLU(T(x_k) + b1 x_k + b2 x_{k-1})  (seed 004, eq. 16).
+    """x_{k+1} = ReLU(T(x_k) + b1 x_k + b2 x_{k-1})  (Li et al., eq. 16).
 
     b1 = 1, b2 = 0 is the ResNet basic block; b1 = 1, b2 = -1 is HB-Net (section 6.1, the
     heavy ball with beta = 1). The first block of a stage starts the recursion with
@@ -43,8 +44,6 @@ class HeavyBallBlock(nn.Module):
 
 
 def _cost(prefix, stage, index, in_channels, out_channels, stride, height, width):
-    from ..cost.analytic import body_records, shortcut_records, sum_record
-
     records, out_h, out_w = body_records(f"{prefix}.body", stage, in_channels, out_channels, stride, height, width)
     b1, b2 = stage.block.coefficient("b1"), stage.block.coefficient("b2")
     learn1, learn2 = b1.mode == "learnable", b2.mode == "learnable"

@@ -2,15 +2,9 @@
 
 from .analytic import count_cost
 from .energy import Energy, MemoryPlan
+from .hooks import count_with_hooks
 from .profiles import DEFAULT_PROFILE, HardwareProfile, load_profile, profile_names
 from .records import Cost, LayerCost
 
 __all__ = ["count_cost", "count_with_hooks", "Cost", "LayerCost", "Energy", "MemoryPlan",
            "HardwareProfile", "load_profile", "profile_names", "DEFAULT_PROFILE"]
-
-
-def count_with_hooks(model, input_shape, hardware=None):
-    """Count ops by forward hooks on a built model (see ``search_space.cost.hooks``)."""
-    from .hooks import count_with_hooks as _count
-
-    return _count(model, input_shape, hardware)

@@ -1,7 +1,7 @@
 """Energy of one image through a network: op counts x energy per op, plus memory traffic.
 
 The model (what ``optinas cost`` and ``--max-energy`` use), for a hardware profile
-(``search_space.cost.profiles``):
+(``optinas.search_space.cost.profiles``):
 
 **Operations.** Each record's mul, add, xnor and shift counts are priced at the precision
 the layer computes in, chosen from its declared bit widths (``LayerKind.weight_bits`` and
@@ -84,7 +84,7 @@ def layer_precision(weight_bits: int, activation_bits: int, profile: HardwarePro
 def op_prices(weight_bits: int, activation_bits: int, profile: HardwareProfile) -> tuple[float, ...]:
     """(mul, add, xnor, shift) pJ for a record of these widths on ``profile``.
 
-    The one source of the op prices: ``network_energy`` and ``strategies.breakdown`` both use it.
+    The one source of the op prices: ``network_energy`` and ``optinas.strategies.report.breakdown`` both use it.
     """
     precision = layer_precision(weight_bits, activation_bits, profile)
     xnor = profile.op_energy("xnor", "int1")

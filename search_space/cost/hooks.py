@@ -7,7 +7,7 @@ widths) are shared with the analytic side; everything structural is observed her
 derived there: which modules run, how often, at which input and output shapes, the fan-in
 (from the weight tensor), the parameter tensors themselves (params and storage bits, or a
 module's own ``storage_bits()``), and which weighted layers ran first and last (the two
-that seed 000's convention leaves out).
+that AdderNet's convention leaves out).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _record(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -
                          shift=shift * elements, bops=mul * elements * FLOAT_BOPS, params=params,
                          storage_bits=32 * params)
     if isinstance(module, nn.MaxPool2d):
-        # As analytic.maxpool_record: k*k - 1 comparisons per output, counted as additions.
+        # As layer_records.maxpool_record: k*k - 1 comparisons per output, counted as additions.
         kernel = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
         return LayerCost(name, "maxpool", shape, add=(kernel * kernel - 1) * elements)
     if isinstance(module, GlobalAvgPool):
@@ -70,7 +70,7 @@ def _record(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -
 
 
 def _outside_paper(records: list[LayerCost]) -> list[LayerCost]:
-    """Mark the first and the last weighted layer that ran (seed 000 omits both)."""
+    """Mark the first and the last weighted layer that ran (AdderNet omits both)."""
     weighted = [index for index, record in enumerate(records) if record.macs]
     for index in {weighted[0], weighted[-1]} if weighted else ():
         records[index] = records[index]._replace(paper=False)

@@ -1,7 +1,7 @@
 """Hardware profiles: energy per operation and per memory access, read from TOML files.
 
 A profile says what one operation costs at each precision and what moving a word costs, so
-that ``search_space.cost.energy`` can turn op counts into picojoules. Two ship with optinas
+that ``optinas.search_space.cost.energy`` can turn op counts into picojoules. Two ship with optinas
 (``search_space/cost/profiles/*.toml``): ``horowitz45``, the default (the 45 nm table of
 Horowitz, ISSCC 2014, in DESIGN.md), and ``int8_accelerator``. A user's profile is a TOML
 file of the same form; every problem in it is one ConfigError sentence naming the key::
@@ -27,6 +27,11 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (the project supports >= 3.10)
+    import tomli as tomllib
 
 __all__ = ["HardwareProfile", "load_profile", "profile_names", "parse_profile", "PRECISIONS",
            "OP_KINDS", "DEFAULT_PROFILE"]
@@ -120,10 +125,6 @@ def _load_cached(spec: str) -> HardwareProfile:
         )
     if not path.is_file():
         raise ConfigError(f"hardware profile file {spec!r} does not exist")
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:

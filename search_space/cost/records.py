@@ -2,8 +2,8 @@
 
 Definitions (per image, batch 1):
 
-- ``mul``, ``add``, ``xnor``, ``shift``: arithmetic operations, seed 000's conventions per
-  output element (DESIGN.md "Cost and energy"); a popcount accumulation is an ``add``.
+- ``mul``, ``add``, ``xnor``, ``shift``: arithmetic operations, AdderNet's conventions per
+  output element (Tables 2 and 3); a popcount accumulation is an ``add``.
 - ``macs``: weight-activation products of a weighted layer, fan-in x output elements (for an
   adder layer the "product" is |x - f|, for a binary one an XNOR); 0 for other operations.
 - ``bops``: bit operations, MACs x weight bits x activation bits (Baskin et al.'s BOPs). A
@@ -16,13 +16,13 @@ Definitions (per image, batch 1):
 - ``activations`` (derived from ``out_shape``): elements the operation writes. Network
   totals report the sum (all activations written) and ``peak_activation``, the largest
   single tensor; bytes follow from the storage width (4 per element as the model runs, fp32).
-- energy (pJ): see ``search_space.cost.energy``; it needs a hardware profile.
+- energy (pJ): see ``optinas.search_space.cost.energy``; it needs a hardware profile.
 
 Two views of the totals, both always reported: ``total`` counts everything the network
-computes; ``paper`` follows seed 000 (section 4.2: "we omit [batch normalization, the first
+computes; ``paper`` follows AdderNet (section 4.2: "we omit [batch normalization, the first
 layer and the last layer] when counting FLOPs"): weighted layers other than the first and
 the last, no BatchNorm, no skip sums, no block coefficients, no pooling. A third,
-``weighted``, keeps the first and the last layer: seed 000's CNN figures (ResNet-32 in
+``weighted``, keeps the first and the last layer: AdderNet's CNN figures (ResNet-32 in
 Table 2, Table 3) turn out to be counted that way, whatever section 4.2 says.
 """
 
@@ -32,6 +32,9 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+from .energy import network_energy
+from .profiles import load_profile
 
 __all__ = ["LayerCost", "Cost", "COUNT_FIELDS", "combine_ops", "weighted_cost", "FLOAT_BOPS"]
 
@@ -44,7 +47,7 @@ class LayerCost(NamedTuple):
 
     ``name`` is the module's qualified name in the built network, so an analytic record
     and a hook-counted record of the same module compare one to one. ``paper`` marks the
-    layers seed 000's tables count. ``weight_bits`` and ``activation_bits`` are the widths
+    layers AdderNet's tables count. ``weight_bits`` and ``activation_bits`` are the widths
     the operation computes at (32 for float), which choose its energy per op. A named
     tuple rather than a frozen dataclass: a 50-block network has ~260 records, and a frozen
     dataclass took ~9 us each to build against ~2 us (measured on the 2-core sandbox).
@@ -84,7 +87,7 @@ class LayerCost(NamedTuple):
 class Cost:
     """All records of a network, the hardware they are priced on, and its totals.
 
-    Views: ``total`` (everything), ``paper`` (seed 000's section-4.2 rule) and ``weighted``
+    Views: ``total`` (everything), ``paper`` (AdderNet's section-4.2 rule) and ``weighted``
     (every weighted layer); ``sum(select)`` gives any other. Totals and energies are computed
     on first use and kept.
     """
@@ -96,8 +99,6 @@ class Cost:
     @classmethod
     def from_records(cls, input_shape: Sequence[int], records: Iterable[LayerCost], hardware=None) -> "Cost":
         """Keep the non-empty records; ``hardware`` is a profile, a name, a path or None (default)."""
-        from .profiles import load_profile
-
         kept = tuple(record for record in records if not record.is_empty())
         return cls(tuple(input_shape), kept, load_profile(hardware))
 
@@ -110,8 +111,6 @@ class Cost:
 
     @cached_property
     def _energy(self):
-        from .energy import network_energy
-
         return network_energy(self.records, self.hardware, self.sizes)
 
     @property
@@ -146,7 +145,7 @@ class Cost:
 
     @cached_property
     def weighted(self) -> dict[str, Any]:
-        """Every weighted layer, the first and the last included: the count behind seed 000's
+        """Every weighted layer, the first and the last included: the count behind AdderNet's
         CNN figures (see tests/search_space/test_cost_paper.py)."""
         return self.sum(lambda record: record.macs > 0)
 
@@ -219,7 +218,7 @@ def combine_ops(values: Sequence[float], learnable: Sequence[bool]) -> tuple[int
 
     Coefficients 0 drop their term, +-1 cost nothing beyond the addition (a leading -1 is a
     sign flip), powers of two are shifts, anything else - and every learnable coefficient,
-    whose value training moves - is a multiplication (DESIGN.md "Block patterns").
+    whose value training moves - is a multiplication.
     """
     mul = shift = terms = 0
     for value, flag in zip(values, learnable):

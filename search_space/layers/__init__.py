@@ -1,10 +1,13 @@
 """The layer zoo: one module per arithmetic kind, each registered once.
 
-Registered kinds: ``conv`` (float multiply-accumulate), ``adder`` (AdderNet, seed 000),
-``binary`` (XNOR-Net++, seed 003) and ``quant`` (n-bit linear or codebook, seeds 001-002).
+Registered kinds: ``conv`` (float multiply-accumulate), ``adder`` (AdderNet),
+``binary`` (XNOR-Net++, Chee and Loustau) and ``quant`` (n-bit linear or codebook: Ding et al.
+(quantized ReLU), weight-quantization appendix).
 """
 
 from ..registry import register_layer
+from .adder_compiled import set_adder_compile
+from .adder_dispatch import warm_up_adder
 from .adder_kind import ADDER, AdderConv2d, AdderLinear
 from .binary import BINARY, BinaryConv2d, BinaryLinear
 from .conv import CONV, FloatConv2d, FloatLinear
@@ -13,6 +16,7 @@ from .quant import QUANT, QuantConv2d, QuantLinear
 __all__ = [
     "FloatConv2d", "FloatLinear", "AdderConv2d", "AdderLinear",
     "BinaryConv2d", "BinaryLinear", "QuantConv2d", "QuantLinear",
+    "warm_up_adder", "set_adder_compile",
 ]
 
 register_layer(CONV)

@@ -1,8 +1,8 @@
-"""Adder 2-D layer and its training helpers (seed 000: AdderNet, eqs. 2, 5, 20, 21, 27).
+"""Adder 2-D layer and its training helpers (AdderNet eqs. 2, 5, 20, 21, 27).
 
 ``Adder2d`` replaces a convolution's cross-correlation by a negative l_p distance
 between each receptive field and each filter (eq. 20). BatchNorm must follow it (its
-outputs are all <= 0). Training follows Algorithm 1 of the seed:
+outputs are all <= 0). Training follows AdderNet Algorithm 1:
 
 1. set the exponent with ``set_adder_p(model, adder_p_at(progress, decay_fraction))``
    before each step: p falls linearly from 2 (l2-AdderNet) to 1 (l1-AdderNet);
@@ -19,25 +19,20 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..recipes import rescale_gradient
-from .adder_compiled import adder2d_compiled, compiled_cpu_enabled
-from .adder_ops import adder2d
-from .adder_triton import adder2d_cuda, triton_available  # imports Triton only when used
+from .adder_dispatch import adder_forward
 
 __all__ = ["Adder2d", "set_adder_p", "adder_p_at", "scale_adder_gradients"]
 
 
 def _adder_forward(x, weight, stride, padding, p):
-    """Dispatch: Triton kernels for CUDA tensors when Triton is importable; on CPU the
-    fused torch.compile kernels when opted in (``adder_compiled``), else pure torch."""
-    if x.is_cuda and triton_available():
-        return adder2d_cuda(x, weight, stride, padding, p)
-    if x.device.type == "cpu" and compiled_cpu_enabled():
-        return adder2d_compiled(x, weight, stride, padding, p)
-    return adder2d(x, weight, stride, padding, p)
+    """The operator of eq. 20 on the kernel ``adder_dispatch`` picks: Triton on CUDA, the
+    compiled kernels on the CPU (the default), pure torch otherwise or after a failure.
+    The exported model replaces this function by ``adder_ops.adder2d``."""
+    return adder_forward(x, weight, stride, padding, p)
 
 
 class Adder2d(nn.Module):
-    """Adder layer (AdderNet, seed 000): Y = -sum_{i,j,k} |X(m+i, n+j, k) - F(i, j, k, t)|^p.
+    """Adder layer (AdderNet eq. 20): Y = -sum_{i,j,k} |X(m+i, n+j, k) - F(i, j, k, t)|^p.
 
     Eq. 20 over each kernel_size x kernel_size receptive field, zero padding
     kernel_size // 2 (a padded position contributes |F|^p), no bias. Gradients: the
@@ -92,7 +87,7 @@ def set_adder_p(model: nn.Module, p: float) -> int:
 
 
 def adder_p_at(progress: float, decay_fraction: float) -> float:
-    """The l2-to-l1 schedule of seed 000 (3.2): p = 2 - progress / decay_fraction, in [1, 2].
+    """The l2-to-l1 schedule of AdderNet (section 3.2, eq. 20): p = 2 - progress / decay_fraction, in [1, 2].
 
     Args:
         progress: fraction of training done, 0 at the first step (values outside [0, 1]
@@ -110,7 +105,7 @@ def adder_p_at(progress: float, decay_fraction: float) -> float:
 
 @torch.no_grad()
 def scale_adder_gradients(model: nn.Module, eta: float) -> int:
-    """Adaptive learning-rate scaling (seed 000, eq. 27): g <- eta sqrt(k) / ||g||_2 * g.
+    """Adaptive learning-rate scaling (AdderNet eq. 27): g <- eta sqrt(k) / ||g||_2 * g.
 
     Applied to the weight gradient of each ``Adder2d`` (k = weight.numel()), so every
     adder layer takes a step of the same size whatever its gradient norm (eqs. 26-27).

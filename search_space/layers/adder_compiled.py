@@ -1,4 +1,4 @@
-"""Optional fused CPU kernels for the adder operator (seed 000, eqs. 5, 20, 21), torch.compile.
+"""Fused CPU kernels for the adder operator (AdderNet eqs. 5, 20, 21), torch.compile; the CPU default.
 
 The eager CPU path (``adder_ops``) makes two passes over memory per element and direction
 (|X - F|: max then sum; eq. 21: subtract and clamp, then a batched product) plus the
@@ -17,27 +17,42 @@ loop each (no patches, no (rows, O, K) block in memory):
   gradient, so ``torch.nn.grad.conv2d_weight`` (oneDNN) computes it.
 
 p = 2 stays ``adder_ops``' matrix product. Results equal the reference to 1e-10 in
-float64 (tests). Opt-in, because the first call compiles C++ (~20-60 s on a 2-core
-machine; dynamic shapes, so one compile per dtype serves every layer shape and every p):
-set ``OPTINAS_ADDER_COMPILE=1`` or call ``set_adder_compile(True)``. If compiling or
-running a kernel fails (no C++ compiler, an unsupported platform), a warning is issued
-once and the eager path takes over for good. Exported models never use this module.
+float64 (tests). Exported models never use this module.
+
+Default on the CPU; ``OPTINAS_ADDER_COMPILE=0`` (or ``set_adder_compile(False)``) keeps
+the eager kernel. Compiling costs time once per process (benchmarks/bench_layers_adder.py;
+torch keeps compiled code in its on-disk cache, so later processes pay less):
+``warm_up_compiled`` pays it up front, and the first adder call of a dtype pays it
+otherwise. Either way the kernels are checked against the eager kernel on a small input
+first (``adder_selfcheck``); a compile error (no C++ compiler, an unsupported platform),
+a kernel error or a mismatch then means one warning and the eager kernel for the rest of
+the process.
+
+Shapes: the kernels are compiled with dynamic shapes and without duck sizing (two sizes
+that happen to be equal are not assumed to stay equal), so one graph per kernel, dtype,
+kernel size and stride serves every batch, width and resolution a search produces; only
+tiny spatial sizes add a graph or two. Layers with a size-1 axis stay eager
+(``_worth_compiling``). If a kernel still reaches dynamo's recompile limit (8 graphs),
+that call raises instead of running the broadcast formula uncompiled (gigabytes at batch
+128) and takes the eager kernel.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 
 import torch
+import torch.fx.experimental._config as shape_config
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from . import adder_ops
+from .adder_selfcheck import check_against_torch, describe_error, warn_fallback
 
-__all__ = ["set_adder_compile", "compiled_cpu_enabled", "adder2d_compiled"]
+__all__ = ["set_adder_compile", "compiled_cpu_enabled", "adder2d_compiled", "warm_up_compiled"]
 
 ENV_VAR = "OPTINAS_ADDER_COMPILE"
-_STATE = {"override": None, "failed": False, "kernels": None}
+_STATE = {"override": None, "failed": False, "kernels": None, "checked": set()}
 
 
 def set_adder_compile(enabled: bool | None) -> None:
@@ -46,10 +61,20 @@ def set_adder_compile(enabled: bool | None) -> None:
 
 
 def compiled_cpu_enabled() -> bool:
-    """True when the compiled kernels are requested and have not failed in this process."""
+    """True when the compiled kernels are wanted (the default) and have not failed here.
+
+    Raises:
+        ConfigError: If ``OPTINAS_ADDER_COMPILE`` is set to something other than 0 or 1.
+    """
     wanted = _STATE["override"]
     if wanted is None:
-        wanted = os.environ.get(ENV_VAR, "") == "1"
+        value = os.environ.get(ENV_VAR, "").strip() or "1"
+        if value not in ("0", "1"):
+            raise ConfigError(
+                f"{ENV_VAR} must be 0 (eager CPU adder kernel) or 1 (compiled kernel, the "
+                f"default), got {value!r}"
+            )
+        wanted = value == "1"
     return bool(wanted) and not _STATE["failed"]
 
 
@@ -86,8 +111,27 @@ def _hardtanh_grad_cols(cols, w2, g_cols):
 def _kernels():
     if _STATE["kernels"] is None:
         fns = (_neg_l1_windows, _neg_lp_windows, _hardtanh_grad_windows, _hardtanh_grad_cols)
+        # torch.compile imports torch._dynamo (seconds): only here, on first use.
         _STATE["kernels"] = tuple(torch.compile(fn, dynamic=True) for fn in fns)
     return _STATE["kernels"]
+
+
+def _run_kernel(index, *args):
+    """``_kernels()[index](*args)``, or None when that kernel has reached dynamo's
+    recompile limit (this call then takes the eager kernel)."""
+    kernel = _kernels()[index]
+    dynamo_config = torch._dynamo.config  # imported by torch.compile in _kernels
+    saved = dynamo_config.fail_on_recompile_limit_hit, shape_config.use_duck_shape
+    # Read only when a call compiles: no duck sizing (batch 16 and 16 channels must not
+    # become one symbol, guarded equal), and raise at the limit instead of running the
+    # broadcast uncompiled.
+    dynamo_config.fail_on_recompile_limit_hit, shape_config.use_duck_shape = True, False
+    try:
+        return kernel(*args)
+    except torch._dynamo.exc.FailOnRecompileLimitHit:
+        return None
+    finally:
+        dynamo_config.fail_on_recompile_limit_hit, shape_config.use_duck_shape = saved
 
 
 def _channels_last_copy(t, dtype, padding=0):
@@ -111,15 +155,24 @@ def _forward(x, weight, stride, padding, p):
     dtype = adder_ops._adder_compute_dtype(x.dtype)
     xp = _channels_last_copy(x, dtype, padding)
     w2 = weight.to(dtype).permute(0, 2, 3, 1).contiguous()  # (O, kh, kw, C)
-    l1, lp = _kernels()[:2]
-    y = l1(xp, w2, stride) if p == 1.0 else lp(xp, w2, stride, torch.tensor(p, dtype=dtype))
+    if p == 1.0:
+        y = _run_kernel(0, xp, w2, stride)
+    else:
+        y = _run_kernel(1, xp, w2, stride, torch.tensor(p, dtype=dtype))
+    if y is None:
+        return adder_ops.adder2d_forward_cpu(x, weight, stride, padding, p)
     n, ho, wo, o = y.shape
     return _to_input_format(y, x, (n, o, ho, wo))
 
 
 def _chunk_grad_cols(cols, w2, g_cols, buf):
     """``adder_ops.adder2d_backward_cpu``'s ``grad_cols`` hook (stride > 1): fused eq. 21."""
-    return _kernels()[3](cols, w2, g_cols)
+    out = _run_kernel(3, cols, w2, g_cols)
+    if out is None:  # the eager blocks, 2 MiB each as in adder_ops
+        rows = max(1, (2 << 20) // (w2.numel() * w2.element_size()))
+        buf = cols.new_empty((min(rows, cols.shape[0]),) + tuple(w2.shape))
+        out = adder_ops._adder_chunk_grad_cols(cols, w2, g_cols, buf)
+    return out
 
 
 def _backward(x, weight, grad, stride, padding, need_input_grad):
@@ -140,18 +193,17 @@ def _backward(x, weight, grad, stride, padding, need_input_grad):
     gp = F.pad(gc, (kw - 1 - padding, kw - 1 - padding, kh - 1 - padding, kh - 1 - padding))
     gp = gp.permute(0, 2, 3, 1).contiguous()
     wf = wc.flip(2, 3).permute(2, 3, 0, 1).contiguous()  # (kh, kw, O, C)
-    dxn = _kernels()[2](_channels_last_copy(x, dtype), gp, wf)
+    dxn = _run_kernel(2, _channels_last_copy(x, dtype), gp, wf)
+    if dxn is None:
+        return adder_ops.adder2d_backward_cpu(x, weight, grad, stride, padding)
     return _to_input_format(dxn, x, x.shape), dw.contiguous()
 
 
-def _fallback(error):
-    _STATE["failed"] = True
-    warnings.warn(
-        f"adder: compiled CPU kernels failed ({type(error).__name__}: {error}); "
-        "using the eager CPU path from now on",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+def _fallback(reason):
+    """Eager from now on, with the one warning (none if already fallen back)."""
+    if not _STATE["failed"]:
+        _STATE["failed"] = True
+        warn_fallback("compiled CPU", "the CPU", reason)
 
 
 def _worth_compiling(x, weight, stride, padding):
@@ -176,7 +228,7 @@ class Adder2dCompiledFunction(torch.autograd.Function):
             try:
                 return _forward(x, weight, stride, padding, p)
             except Exception as error:  # noqa: BLE001 - any compiler failure: fall back
-                _fallback(error)
+                _fallback(describe_error(error))
         return adder_ops.adder2d_forward_cpu(x, weight, stride, padding, p)
 
     @staticmethod
@@ -189,15 +241,47 @@ class Adder2dCompiledFunction(torch.autograd.Function):
             try:
                 dx, dw = _backward(*args)
             except Exception as error:  # noqa: BLE001 - any compiler failure: fall back
-                _fallback(error)
+                _fallback(describe_error(error))
         if _STATE["failed"]:
             dx, dw = adder_ops.adder2d_backward_cpu(*args)
         return dx, (dw if ctx.needs_input_grad[1] else None), None, None, None
 
 
-def adder2d_compiled(x, weight, stride=1, padding=0, p=1.0):
-    """``adder_ops.adder2d`` (same arguments, results and gradients) on the fused kernels."""
+def _apply_compiled(x, weight, stride=1, padding=0, p=1.0):
+    """The compiled kernels, unchecked: what ``check_against_torch`` tests."""
     adder_ops._adder_check_args(x, weight, stride, padding, p)
     if not _worth_compiling(x, weight, int(stride), int(padding)):
         return adder_ops.adder2d(x, weight, stride, padding, p)
     return Adder2dCompiledFunction.apply(x, weight, int(stride), int(padding), float(p))
+
+
+def warm_up_compiled(dtype: torch.dtype = torch.float32) -> bool:
+    """Compile the kernels for ``dtype`` and check them, once per process and dtype.
+
+    Compiles what a network of 3x3 adder layers trains with (strides 1 and 2, p = 1 and
+    a fractional p: six graphs) on a small input and compares forward and gradients with
+    the eager kernel (``adder_selfcheck.check_against_torch``); an error or a mismatch
+    falls back to the eager kernel with one warning. Other kernel sizes compile on first
+    use. Returns at once when already done or disabled.
+
+    Returns:
+        Whether the compiled kernels are in use.
+    """
+    dtype = adder_ops._adder_compute_dtype(dtype)
+    if not compiled_cpu_enabled() or dtype in _STATE["checked"]:
+        return compiled_cpu_enabled()
+    _STATE["checked"].add(dtype)  # first: the check itself calls adder2d_compiled
+    reason = check_against_torch(_apply_compiled, torch.device("cpu"), dtype)
+    if reason is not None:
+        _fallback(reason)
+    return compiled_cpu_enabled()
+
+
+def adder2d_compiled(x, weight, stride=1, padding=0, p=1.0):
+    """``adder_ops.adder2d`` (same arguments, results and gradients) on the fused kernels,
+    checked against it on the first call per compute dtype (``warm_up_compiled``)."""
+    if adder_ops._adder_compute_dtype(x.dtype) not in _STATE["checked"]:
+        warm_up_compiled(x.dtype)
+        if _STATE["failed"]:
+            return adder_ops.adder2d(x, weight, stride, padding, p)
+    return _apply_compiled(x, weight, stride, padding, p)

@@ -1,22 +1,23 @@
 """The ``adder`` layer kind: AdderNet conv and linear forms, options and training recipe.
 
-The operator and its gradients live in ``adder_ops`` (pure torch) and ``adder_triton``
-(CUDA); ``adder.Adder2d`` is the module. This file adds what the registry needs (seed 000):
+The operator and its gradients live in ``adder_ops`` (pure torch), ``adder_compiled``
+(fused CPU) and ``adder_triton`` (CUDA), picked by ``adder_dispatch``; ``adder.Adder2d``
+is the module. This file adds what the registry needs (AdderNet):
 
 - ``AdderConv2d``: ``Adder2d`` plus the per-layer training options ``p_decay`` and ``eta``;
-- ``AdderLinear``: Y_o = b_o - sum_i |x_i - W_oi|^p, the fully connected form (seed 000,
+- ``AdderLinear``: Y_o = b_o - sum_i |x_i - W_oi|^p, the fully connected form (AdderNet
   section 4.1: "the fully connected layer can be regarded as a convolutional layer"),
   computed as a 1x1 adder layer on a 1x1 map, so it has the same gradients (eqs. 5, 21);
-- ``AdderRecipe``: Algorithm 1 of the seed: before each step p = 2 - progress / p_decay
+- ``AdderRecipe``: AdderNet Algorithm 1: before each step p = 2 - progress / p_decay
   clipped to [1, 2] (eq. 20's l2-to-l1 schedule), after backward each layer's weight
   gradient rescaled to eta sqrt(k) / ||g||_2 (eq. 27), and p = 1 for inference.
 
-``p_decay`` defaults to 0.75: in Table 6 of the seed p reaches 1 after 600 of 800 epochs,
+``p_decay`` defaults to 0.75: in AdderNet Table 6 p reaches 1 after 600 of 800 epochs,
 the best of 300..700 (decaying over the whole run leaves too little l1 training, a short
 decay too little l_p guidance). ``eta`` defaults to 0.1, the paper's CIFAR setting (eq. 27).
 
 Cost per output element: K subtractions and K accumulations, no multiplication (2K
-additions, seed 000 Table 2 convention; for the linear form the bias is the K-th add).
+additions, AdderNet Table 2 convention; for the linear form the bias is the K-th add).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class AdderConv2d(Adder2d):
 
 
 class AdderLinear(Adder2d):
-    """Fully connected adder layer: Y_o = b_o - sum_i |x_i - W_oi|^p (seed 000, eq. 20).
+    """Fully connected adder layer: Y_o = b_o - sum_i |x_i - W_oi|^p (AdderNet eq. 20).
 
     The weight is stored (out_features, in_features, 1, 1): a 1x1 ``Adder2d`` applied to
     the (N, in_features, 1, 1) view of the input, so gradients are eq. 5 and eq. 21 and
@@ -80,7 +81,7 @@ class AdderLinear(Adder2d):
 
 
 class AdderRecipe(TrainingRecipe):
-    """Algorithm 1 of seed 000 for the adder layers of a model, each with its own options."""
+    """AdderNet Algorithm 1 for the adder layers of a model, each with its own options."""
 
     @staticmethod
     def _layers(model: nn.Module) -> list[Adder2d]:

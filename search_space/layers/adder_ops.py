@@ -1,4 +1,4 @@
-"""Adder 2-D operator, pure-PyTorch path (seed 000: AdderNet, eqs. 2, 5, 19, 20, 21).
+"""Adder 2-D operator, pure-PyTorch path (AdderNet eqs. 2, 5, 19, 20, 21).
 
 Forward (eq. 20; eq. 2 is p = 1), for output position l with receptive field X_l and
 k running over in_channels x kernel_h x kernel_w::
@@ -32,9 +32,9 @@ faster (2026-11-23, 1 thread): ``torch.cdist(p=1)`` runs a scalar loop (0.7-0.9 
 element against ~0.25 for max + sum), ``F.pdist`` wastes half its pairs, a ternary
 ``clamp(F, X - 1, X + 1)`` costs what subtract + clamp cost, multiply + sum is slower
 than the batched product, and smaller (L2-sized) blocks lose to per-op overhead. The
-opt-in fused kernels of ``adder_compiled`` (torch.compile) make one pass instead and
-bring the step to ~3-6x nn.Conv2d (median ~4x); this module stays the default and the
-exported one.
+fused kernels of ``adder_compiled`` (torch.compile, the CPU default) make one pass
+instead and bring the step to ~3-6x nn.Conv2d (median ~4x); this module is their
+fallback (``adder_dispatch``) and the exported one.
 
 Export: every object the CPU path needs is a top-level function or class here that
 references only ``torch``, ``math``, ``F``, ``nn`` and the others, listed in order in
@@ -277,7 +277,7 @@ def adder2d_backward_cpu(
 
 
 class Adder2dFunction(torch.autograd.Function):
-    """Autograd for the adder operator: eq. 20 forward, eq. 21 / eq. 5 backward (seed 000).
+    """Autograd for the adder operator: eq. 20 forward, eq. 21 / eq. 5 backward (AdderNet).
 
     Saves only x and the weight (like a convolution); patches are rebuilt in backward.
     """
@@ -299,7 +299,7 @@ class Adder2dFunction(torch.autograd.Function):
 
 
 def adder2d(x, weight, stride=1, padding=0, p=1.0):
-    """Adder 2-D operator (AdderNet, seed 000, eq. 20): Y = -sum |X - F|^p per receptive field.
+    """Adder 2-D operator (AdderNet eq. 20): Y = -sum |X - F|^p per receptive field.
 
     Args:
         x: input (N, C, H, W), float32/float64 (bfloat16/float16 computed in float32).

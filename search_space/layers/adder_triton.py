@@ -1,4 +1,4 @@
-"""Triton kernels for the adder operator on CUDA (seed 000: AdderNet, eqs. 5, 20, 21).
+"""Triton kernels for the adder operator on CUDA (AdderNet eqs. 5, 20, 21).
 
 Same mathematics as ``adder_ops`` (read its docstring first); this module only changes
 how it runs on a GPU:
@@ -31,7 +31,10 @@ import torch
 
 from .adder_ops import _adder_check_args, _adder_empty_like_input, _adder_out_size
 
-__all__ = ["adder2d_cuda", "adder_forward_triton", "adder_grad_input_triton", "triton_available"]
+__all__ = [
+    "adder2d_cuda", "adder_forward_triton", "adder_grad_input_triton", "adder_grad_weight",
+    "triton_available",
+]
 
 tl = None  # triton.language, bound by _kernels() before the kernels are compiled
 
@@ -188,7 +191,7 @@ def adder_grad_input_triton(x, weight, grad, stride, padding):
     return dx
 
 
-def _adder_grad_weight(x, weight, grad, stride, padding):
+def adder_grad_weight(x, weight, grad, stride, padding):
     """dF = G^T X - F sum(G) (eq. 5); G^T X is a convolution weight gradient (cuDNN)."""
     gtx = torch.nn.grad.conv2d_weight(x, weight.shape, grad, stride=stride, padding=padding)
     g_sum = grad.sum(dim=(0, 2, 3), dtype=torch.float32)
@@ -213,12 +216,12 @@ class _Adder2dTriton(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             dx = adder_grad_input_triton(x, weight, grad, ctx.stride, ctx.padding)
         if ctx.needs_input_grad[1]:
-            dw = _adder_grad_weight(x, weight, grad.to(x.dtype), ctx.stride, ctx.padding)
+            dw = adder_grad_weight(x, weight, grad.to(x.dtype), ctx.stride, ctx.padding)
         return dx, dw, None, None, None
 
 
 def adder2d_cuda(x, weight, stride=1, padding=0, p=1.0):
-    """Adder 2-D operator (seed 000, eq. 20) on the Triton kernels; same contract as
+    """Adder 2-D operator (AdderNet eq. 20) on the Triton kernels; same contract as
     ``adder_ops.adder2d`` (fp32/bf16/fp16, any p in [1, 2], eq. 21 and eq. 5 gradients).
 
     Runs on CUDA tensors, or on CPU tensors when TRITON_INTERPRET=1 (tests).

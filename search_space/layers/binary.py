@@ -16,7 +16,7 @@ Scales (option ``scale``):
 - ``rank1``: Gamma = alpha (x) beta (x) gamma over (out-channel, out-height, out-width),
   x_l(i, j, k) = B_l(i, j, k) alpha(i) beta(j) gamma(k) (seed 003, eq. 12). The height and
   width factors are sized from the layer's real output shape on the first forward pass
-  (``LazyModuleMixin``): no maximum resolution is fixed. ``search_space.build_model``
+  (``LazyModuleMixin``): no maximum resolution is fixed. ``optinas.search_space.build_model``
   runs that pass on one blank image, and ``load_state_dict`` sizes them from the stored
   tensors, so a strict load into a fresh module (an exported file) works.
 

@@ -12,10 +12,10 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from search_space.errors import ConfigError
+from optinas.search_space.errors import ConfigError
 
 __all__ = ["ReproduceOptions", "Experiment", "EXPERIMENTS", "get_experiment", "list_text",
-           "parse_depths", "reproduce", "write_experiment"]
+           "parse_depths", "reproduce"]
 
 MAX_DEPTH = 200
 
@@ -129,15 +129,3 @@ def parse_depths(text: str) -> tuple[int, ...]:
 def reproduce(name: str, options: ReproduceOptions) -> str:
     """Runs experiment ``name`` and returns its summary; see :class:`ReproduceOptions`."""
     return get_experiment(name).run(options)
-
-
-def write_experiment(folder: Path, document: dict, markdown: str, figure: str) -> None:
-    """Replaces ``folder`` with table.json, table.md and figure.html in one atomic swap."""
-    from ..files import replace_dir_atomic, write_json_atomic, write_text_atomic
-
-    def fill(staging: Path) -> None:
-        write_text_atomic(staging / "table.md", markdown)
-        write_json_atomic(staging / "table.json", document)
-        write_text_atomic(staging / "figure.html", figure)
-
-    replace_dir_atomic(folder, fill)

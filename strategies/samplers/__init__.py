@@ -8,32 +8,31 @@ from __future__ import annotations
 
 import warnings
 
-from search_space.errors import ConfigError
+import optuna
+
+from optinas.search_space.errors import ConfigError
+from optinas.strategies.samplers.gibbs import GibbsSampler
 
 __all__ = ["SAMPLERS", "make_sampler"]
 
 
 def _tpe(seed: int, objectives: int):
-    import optuna
 
     # Multivariate, grouped TPE models the conditional per-pattern parameters jointly.
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
 
 
 def _nsga2(seed: int, objectives: int):
-    import optuna
 
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
 
 
 def _random(seed: int, objectives: int):
-    import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 def _gp(seed: int, objectives: int):
-    import optuna
 
     # Optuna's GP sampler handles categorical and conditional spaces (it falls back to
     # independent random sampling for parameters outside the relative search space).
@@ -41,7 +40,6 @@ def _gp(seed: int, objectives: int):
 
 
 def _gibbs(seed: int, objectives: int):
-    from .gibbs import GibbsSampler
 
     # Seed 003's exponential weights; it reads values[0] (accuracy) and the trials'
     # sparsity records, so it serves single- and multi-objective studies alike.
@@ -55,7 +53,6 @@ def make_sampler(name: str, seed: int, objectives: int = 2):
     """The sampler called ``name``, seeded; ``objectives`` is the number of objectives."""
     if name not in SAMPLERS:
         raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {name!r}")
-    import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group/GP are stable in use

@@ -1,11 +1,12 @@
-"""``--sampler gibbs``: seed 003's exponential weights (Gibbs posterior) over architectures.
+"""``--sampler gibbs``: exponential weights (a Gibbs posterior) over architectures.
 
-Seed 003, Algorithm 1 plays an online game: at round t it draws weights w_t from
-pi_t = Gibbs_lambda(h_{t-1}), where d Gibbs_lambda(h)(w) ~ exp(-lambda h(w)) d pi(w), pi is the
-prior of eq. 6 (pi(w) = sum_k alpha_k sum_i beta_i sum_j gamma_j pi_ijk(w): alpha over the
-number of layers, beta over the number of filters, gamma over the filter size) and h_t is the
-cumulative loss. Theorem 3.2 bounds the regret against any w by pen_XNOR(w) / lambda: the
-architecture-level posterior favours candidates that fit well with sparse weights.
+Algorithm 1 of the XNOR-Net++ regret bound (Chee and Loustau) plays an online game: at
+round t it draws weights w_t from pi_t = Gibbs_lambda(h_{t-1}), where d Gibbs_lambda(h)(w) ~
+exp(-lambda h(w)) d pi(w), pi is the prior of eq. 6 (pi(w) = sum_k alpha_k sum_i beta_i
+sum_j gamma_j pi_ijk(w): alpha over the number of layers, beta over the number of filters,
+gamma over the filter size) and h_t is the cumulative loss. Theorem 3.2 bounds the regret
+against any w by pen_XNOR(w) / lambda: the architecture-level posterior favours candidates
+that fit well with sparse weights.
 
 How the online setting maps onto a search (one finished trial is one round):
 
@@ -17,7 +18,7 @@ How the online setting maps onto a search (one finished trial is one round):
 - **Loss of round t.** ``l_t = 1 - val_accuracy + penalty_weight * pen_XNOR(w_t)`` for the
   trained candidate (``values[0]`` of the study, minimised directly if that objective is
   minimised), with pen_XNOR from the trial's "sparsity" user attribute (Theorem 3.2,
-  ``search_space.sparsity.pen_xnor``). ``penalty_weight`` is Theorem 3.2's 1 / (lambda n)
+  ``optinas.search_space.sparsity.pen_xnor``). ``penalty_weight`` is Theorem 3.2's 1 / (lambda n)
   that turns nats into loss per example; pen_XNOR also stands for the cost objectives of a
   multi-objective study (it grows with the network). Infeasible trials (status
   "infeasible", over budget, never trained) and failed trials (crash, diverged) lose
@@ -25,7 +26,16 @@ How the online setting maps onto a search (one finished trial is one round):
   one minus the last accuracy it reported (an early, so pessimistic, measurement, which is
   what the pruner judged it on) plus the mean penalty; trials pruned before reporting,
   interrupted ones (retried) and running ones are not rounds.
-- **Counterfactual losses.** The seed observes the loss of every w each round; a search
+- **Bounded losses.** Algorithm 1's loss takes values in R_+ and its regret bound needs it
+  bounded (the quadratic term of Theorem 4.1); one infinite or NaN loss would make
+  exp(-lambda h) 0, inf or NaN for every value alike. So each round's loss is clipped into
+  [low, high], the range [0, infeasible_loss] widened to hold every finite round loss of
+  the study: low = min(0, smallest), high = max(infeasible_loss, largest). A loss of +inf
+  (an objective of +inf minimised or -inf maximised) counts as high, -inf as low, and NaN
+  (a pruned trial whose last report was NaN, a NaN val_loss or pen_XNOR) as high, the
+  loss of a diverged trial. (Optuna fails a trial whose objective is NaN without a reason;
+  like other such failures it is no round.)
+- **Counterfactual losses.** Algorithm 1 observes the loss of every w each round; a search
   trains one candidate per round. Exponential weights over the ~10^6 whole genotypes would
   put almost all mass either on fresh prior draws or on repeating a trained genotype (which
   trial.py reuses, wasting the trial). So the cumulative loss is modelled additively over
@@ -43,7 +53,10 @@ How the online setting maps onto a search (one finished trial is one round):
   (``second_order=True`` adds it with the counterfactual).
 
 Draws are seeded per (seed, trial number, parameter name), so a resumed or replayed study
-draws the same values. Float parameters (not in optinas' spaces) are drawn uniformly.
+draws the same values and workers sharing a study never repeat each other's draws.
+Parameters without finite choices (floats, log-scaled or very wide integers; none in
+optinas' spaces) are drawn uniformly by Optuna's RandomSampler, seeded from the same key.
+``reseed_rng`` (Optuna calls it in each thread of ``n_jobs > 1``) draws a fresh seed.
 """
 
 from __future__ import annotations
@@ -58,16 +71,16 @@ import optuna
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from search_space.errors import ConfigError
-from search_space.sparsity import pen_xnor
-
-from ..worker import trial_status
+from optinas.search_space.errors import ConfigError
+from optinas.search_space.sparsity import pen_xnor
+from optinas.strategies.status import trial_status
 
 __all__ = ["GibbsSampler", "prior_factor"]
 
 _FACTORS = (("alpha", re.compile(r"(^|\.)depth$")), ("beta", re.compile(r"(^|\.)width$")),
             ("gamma", re.compile(r"(^|\.)kernel_size$")))
 _MAX_CHOICES = 10_000  # an integer range wider than this is drawn uniformly
+_MEAN_PENALTY = object()  # marks a round that pays the mean penalty of the recorded ones
 
 
 def prior_factor(name: str) -> str | None:
@@ -108,7 +121,7 @@ def geometric_prior(choices: list, prior: Any) -> np.ndarray:
 
 
 class GibbsSampler(optuna.samplers.BaseSampler):
-    """Exponential weights over architectures (seed 003, Algorithm 1, prior eq. 6).
+    """Exponential weights over architectures (XNOR-Net++ regret bound, Algorithm 1, prior eq. 6).
 
     Args:
         lambda_: the inverse temperature lambda of Gibbs_lambda (> 0; near 0 the draws follow
@@ -116,7 +129,7 @@ class GibbsSampler(optuna.samplers.BaseSampler):
         depth_prior, width_prior, kernel_prior: alpha, beta, gamma of eq. 6: a ratio r in
             (0, 1] giving choice of rank k weight r^k (1: uniform), or {choice: weight}.
             Default 0.5, the 2^-k prior of description-length arguments: small networks
-            first, as the seed's sparsity priors favour few weights.
+            first, as the paper's sparsity priors favour few weights.
         tau: scale of the sparsity prior in pen_XNOR (Theorem 3.1's tau > 0).
         penalty_weight: loss units per nat of pen_XNOR (>= 0; 0 ignores sparsity). The
             default 5e-6 (= 1 / (lambda n) with n = 1,149 digits training images and
@@ -127,7 +140,7 @@ class GibbsSampler(optuna.samplers.BaseSampler):
             lucky trial does not decide a value.
         second_order: add Algorithm 1's lambda/2 (l - l_t)^2 term (see the module docstring).
         loss: "error" (1 - values[0]) or "cross_entropy" (the trial's metrics["val_loss"],
-            seed 003's H).
+            the paper's H).
         infeasible_loss: the loss of an infeasible or failed round.
         seed: seeds every draw; None draws a seed once.
     """
@@ -151,9 +164,8 @@ class GibbsSampler(optuna.samplers.BaseSampler):
         self.priors = {"alpha": _check_prior("depth_prior", depth_prior),
                        "beta": _check_prior("width_prior", width_prior),
                        "gamma": _check_prior("kernel_prior", kernel_prior), None: 1.0}
-        self.seed = int(np.random.SeedSequence().entropy % 2 ** 32) if seed is None else int(seed)
+        self.seed = _fresh_seed() if seed is None else int(seed)
         self._rounds: tuple[Any, list] | None = None
-        self._fallback = optuna.samplers.RandomSampler(seed=self.seed)
 
     # -- Optuna's interface: every parameter is drawn independently -----------------------
 
@@ -166,12 +178,18 @@ class GibbsSampler(optuna.samplers.BaseSampler):
     def before_trial(self, study, trial) -> None:
         self._rounds = None  # the study gained rounds since the last trial
 
+    def reseed_rng(self) -> None:
+        """Draw a fresh seed from the OS: every later draw (fallback ones included) changes."""
+        self.seed = _fresh_seed()
+
     def sample_independent(self, study, trial, param_name, param_distribution):
+        rng = np.random.default_rng([self.seed % 2 ** 32, trial.number, zlib.crc32(param_name.encode())])
         choices = _choices(param_distribution)
         if choices is None:
-            return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+            # Optuna's uniform draw, seeded from this draw's key so that it replays too.
+            uniform = optuna.samplers.RandomSampler(seed=int(rng.integers(2 ** 32)))
+            return uniform.sample_independent(study, trial, param_name, param_distribution)
         posterior = self.posterior(study, param_name, choices)
-        rng = np.random.default_rng([self.seed % 2 ** 32, trial.number, zlib.crc32(param_name.encode())])
         return choices[int(rng.choice(len(choices), p=posterior))]
 
     # -- the posterior ----------------------------------------------------------------------
@@ -201,18 +219,24 @@ class GibbsSampler(optuna.samplers.BaseSampler):
     def posterior(self, study, param_name: str, choices: list) -> np.ndarray:
         """pi_{T+1}(a_p = v) ~ q_p(v) exp(-lambda h_p(v)) over ``choices`` (Algorithm 1)."""
         prior = self.prior(param_name, choices)
-        exponent = -self.lambda_ * self.cumulative_losses(study, param_name, choices)
-        exponent -= exponent[prior > 0].max()  # the largest weight becomes exp(0): no underflow
-        weights = np.where(prior > 0, prior * np.exp(exponent), 0.0)
+        allowed = prior > 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            cumulative = self.cumulative_losses(study, param_name, choices)
+            if not np.isfinite(cumulative[allowed]).all():
+                return prior  # round losses are finite, but sums of ones near 1e308 overflow
+            # h - min h >= 0 and 0 at the best value, whose weight is exp(0): no overflow, no 0/0.
+            excess = np.where(allowed, cumulative - cumulative[allowed].min(), np.inf)
+            weights = prior * np.exp(-self.lambda_ * excess)
         return weights / weights.sum()
 
     def rounds(self, study) -> list[tuple[dict, float]]:
         """(params, loss) of every finished round of ``study``, cached until the next trial."""
         trials = study.get_trials(deepcopy=False)
         key = (id(study), len(trials), sum(t.state.is_finished() for t in trials))
-        if self._rounds is None or self._rounds[0] != key:
-            self._rounds = (key, self._round_losses(study, trials))
-        return self._rounds[1]
+        cached = self._rounds  # one read: another thread's before_trial may reset it (n_jobs > 1)
+        if cached is None or cached[0] != key:
+            cached = self._rounds = (key, self._round_losses(study, trials))
+        return cached[1]
 
     def _round_losses(self, study, trials) -> list[tuple[dict, float]]:
         by_number = {trial.number: trial for trial in trials}
@@ -228,7 +252,7 @@ class GibbsSampler(optuna.samplers.BaseSampler):
             elif trial.state == TrialState.PRUNED and trial.intermediate_values:
                 # Its last reported accuracy: an early (pessimistic) measurement, as the pruner judged it.
                 value = float(trial.intermediate_values[max(trial.intermediate_values)])
-                rounds.append((trial.params, 1.0 - value if maximise else value, math.nan))
+                rounds.append((trial.params, 1.0 - value if maximise else value, _MEAN_PENALTY))
             elif trial.state != TrialState.COMPLETE:
                 continue  # interrupted, running, waiting, or pruned before any report
             elif attrs.get("status") == "infeasible":
@@ -239,12 +263,19 @@ class GibbsSampler(optuna.samplers.BaseSampler):
                 if self.loss == "cross_entropy":
                     fit = float((attrs.get("metrics") or {}).get("val_loss", fit))
                 penalty = self._penalty(trial, by_number)
-                penalties += [] if penalty is None else [penalty]
-                rounds.append((trial.params, fit, penalty if penalty is not None else math.nan))
+                penalties += [penalty] if penalty is not None and math.isfinite(penalty) else []
+                rounds.append((trial.params, fit, _MEAN_PENALTY if penalty is None else penalty))
         # A trained round without a sparsity record pays the mean penalty of the others.
         mean = sum(penalties) / len(penalties) if penalties else 0.0
-        return [(params, fit + (0.0 if penalty is None else mean if math.isnan(penalty) else penalty))
-                for params, fit, penalty in rounds]
+        losses = [fit + (0.0 if penalty is None else mean if penalty is _MEAN_PENALTY else penalty)
+                  for _, fit, penalty in rounds]
+        return [(params, loss) for (params, _, _), loss in zip(rounds, self._bounded(losses))]
+
+    def _bounded(self, losses: list[float]) -> list[float]:
+        """Losses clipped into [min(0, finite ones), max(infeasible_loss, finite ones)]; NaN: the top."""
+        finite = [loss for loss in losses if math.isfinite(loss)]
+        low, high = min([0.0, *finite]), max([self.infeasible_loss, *finite])
+        return [high if math.isnan(loss) else min(max(loss, low), high) for loss in losses]
 
     def _penalty(self, trial, by_number: dict) -> float | None:
         """penalty_weight * pen_XNOR of the trained weights (a reused trial: of the original)."""
@@ -252,7 +283,15 @@ class GibbsSampler(optuna.samplers.BaseSampler):
         origin = by_number.get(trial.user_attrs.get("reused_from"))
         if stats is None and origin is not None:
             stats = origin.user_attrs.get("sparsity")
-        return None if stats is None else self.penalty_weight * pen_xnor(stats, self.tau)
+        if stats is None:
+            return None
+        if not all(math.isfinite(float(value)) for value in stats.values()):
+            return math.nan  # diverged weights: a NaN loss (see "Bounded losses")
+        return self.penalty_weight * pen_xnor(stats, self.tau)
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().entropy % 2 ** 32)
 
 
 def _choices(distribution) -> list | None:

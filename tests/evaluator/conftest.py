@@ -2,7 +2,7 @@
 
 import pytest
 
-from evaluator import Task, load_task
+from optinas.evaluator import Task, load_task
 
 
 @pytest.fixture(scope="module")

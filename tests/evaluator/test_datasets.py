@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator import load_task
-from evaluator.image_folder import cache_path, content_key
-from search_space.errors import DataError
+from optinas.evaluator import load_task
+from optinas.evaluator.datasets.image_folder import cache_path, content_key
+from optinas.search_space.errors import DataError
 
 CLASSES = ("cat", "dog", "emu")
 

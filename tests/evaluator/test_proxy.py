@@ -7,13 +7,20 @@ import dataclasses
 import pytest
 import torch
 
-import evaluator.train as train_module
-from evaluator import Fidelity, evaluate, proxy_genotype, resize_images, scale_widths
-from evaluator.graphs import graph_eligible
-from search_space import (
-    BlockSpec, Genotype, InputSpec, LayerSpec, StageSpec, StemSpec, build_model, count_cost,
+import optinas.evaluator.train as train_module
+from optinas.evaluator import Fidelity, evaluate, proxy_genotype, resize_images, scale_widths
+from optinas.evaluator.graphs import graph_eligible
+from optinas.search_space import (
+    BlockSpec,
+    Genotype,
+    InputSpec,
+    LayerSpec,
+    StageSpec,
+    StemSpec,
+    build_model,
+    count_cost,
 )
-from search_space.presets import preset
+from optinas.search_space.presets import preset
 
 DIGITS = InputSpec(1, 8, 8, 10)
 
@@ -130,7 +137,7 @@ def test_recipe_hooks_run_around_every_step_and_before_every_scoring(digits, mon
 
 
 def test_adder_genotype_gets_the_seed_000_recipe_automatically(digits):
-    from search_space.layers.adder_kind import AdderConv2d
+    from optinas.search_space.layers.adder_kind import AdderConv2d
 
     torch.manual_seed(0)
     model = build_model(_small("adder"))
@@ -173,7 +180,7 @@ def test_cuda_graph_training_matches_eager(digits):
 
 def test_tensor_lr_optimizer_follows_the_schedule_like_the_float_one():
     # The graph path's optimizer: fused SGD reading a learning-rate tensor filled each step.
-    from evaluator.train import _make_optimizer
+    from optinas.evaluator.train import _make_optimizer
 
     torch.manual_seed(0)
     model = build_model(_small())

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluator import Fidelity, evaluate, load_task
-from evaluator.synthetic import REGRESSION_DIM, TOY_SAMPLES, toy_points
+from optinas.evaluator import Fidelity, evaluate, load_task
+from optinas.evaluator.datasets.synthetic import REGRESSION_DIM, TOY_SAMPLES, toy_points
 
 
 def test_unit_ball_labels_follow_eq_46_with_a_margin():
@@ -65,7 +65,7 @@ def _two_layer(kind: str, seed: int) -> nn.Module:
     eq. 28); the classifier has two outputs for cross-entropy, which is the seed's sigmoid
     and binary cross-entropy on the difference of the two logits.
     """
-    from search_space.registry import layer_kind
+    from optinas.search_space.registry import layer_kind
 
     linear = layer_kind("adder").linear if kind == "adder" else nn.Linear
     torch.manual_seed(seed)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator import TASK_NAMES, load_task
-from search_space.errors import ConfigError, DataError, OptinasError
+from optinas.evaluator import TASK_NAMES, load_task
+from optinas.search_space.errors import ConfigError, DataError, OptinasError
 
 DIGITS_SIZE = 1797
 
@@ -22,9 +22,9 @@ def _samples(x: torch.Tensor, y: torch.Tensor) -> Counter:
 
 
 def test_task_names_match_the_loader_table():
-    from evaluator.tasks import _loaders
+    from optinas.evaluator.datasets import LOADERS
 
-    assert set(TASK_NAMES) == set(_loaders())
+    assert set(TASK_NAMES) == set(LOADERS)
     assert TASK_NAMES[0] == "digits"
 
 

@@ -12,13 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluator import (
-    EvalResult, Fidelity, TrialFailed, batch_crop, batch_flip_lr, evaluate,
+from optinas.evaluator import (
+    EvalResult,
+    Fidelity,
+    TrialFailed,
+    batch_crop,
+    batch_flip_lr,
+    evaluate,
     resolve_device,
 )
-from evaluator.failures import DivergenceWatch
-from evaluator.train import _make_optimizer, lr_factor
-from search_space.errors import ConfigError
+from optinas.evaluator.failures import DivergenceWatch
+from optinas.evaluator.train import _make_optimizer, lr_factor
+from optinas.search_space.errors import ConfigError
 
 # Short recipes keep the file well under 40 s on 2 CPU cores; LEARN is the one that must
 # reach > 90 % validation accuracy (lr 0.2 suits this small CNN on 1149 images).

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.errors import ConfigError
-from search_space.layers.adder import Adder2d, adder_p_at, scale_adder_gradients, set_adder_p
-from search_space.layers.adder_ops import (
+from optinas.search_space.errors import ConfigError
+from optinas.search_space.layers.adder import Adder2d, adder_p_at, scale_adder_gradients, set_adder_p
+from optinas.search_space.layers.adder_ops import (
     EXPORT_OBJECTS,
     adder2d,
     adder2d_backward_cpu,
@@ -250,8 +250,8 @@ def test_scale_adder_gradients_gives_norm_eta_sqrt_k():
 
 _INTERPRETER_SCRIPT = """
 import torch
-from search_space.layers.adder_ops import adder2d
-from search_space.layers.adder_triton import adder2d_cuda
+from optinas.search_space.layers.adder_ops import adder2d
+from optinas.search_space.layers.adder_triton import adder2d_cuda
 
 cases = [  # k, stride, padding, p, dtype, channels_last (few: the interpreter is slow)
     (3, 1, 1, 1.0, torch.float32, False), (3, 2, 2, 1.25, torch.float32, True),
@@ -297,7 +297,7 @@ def test_triton_kernels_under_the_cpu_interpreter():
 @pytest.mark.parametrize("p", [1.0, 1.5])
 def test_triton_matches_cpu_path_on_cuda(dtype, p):
     pytest.importorskip("triton")
-    from search_space.layers.adder_triton import adder2d_cuda
+    from optinas.search_space.layers.adder_triton import adder2d_cuda
 
     x, weight = _inputs(n=4, c=19, o=37, h=13, w=11, dtype=torch.float32)
     x = x.to(dtype).contiguous(memory_format=torch.channels_last)
@@ -326,7 +326,7 @@ _COMPILED_CASES = [  # k, stride, padding, p: every kernel (l1, lp, windows dX, 
 @pytest.mark.slow
 def test_compiled_cpu_path_matches_reference():
     """The torch.compile kernels (compiling takes ~20-60 s here) against eqs. 5, 20, 21."""
-    from search_space.layers import adder_compiled
+    from optinas.search_space.layers import adder_compiled
 
     pytest.importorskip("torch._inductor")
     assert not adder_compiled._STATE["failed"]
@@ -345,7 +345,7 @@ def test_compiled_cpu_path_matches_reference():
 
 
 def test_compiled_cpu_path_falls_back_to_eager_with_one_warning(monkeypatch):
-    from search_space.layers import adder, adder_compiled
+    from optinas.search_space.layers import adder, adder_compiled
 
     def broken():
         raise RuntimeError("no C++ compiler")
@@ -365,7 +365,7 @@ def test_compiled_cpu_path_falls_back_to_eager_with_one_warning(monkeypatch):
 
 
 def test_compiled_cpu_path_is_opt_in(monkeypatch):
-    from search_space.layers import adder_compiled
+    from optinas.search_space.layers import adder_compiled
 
     monkeypatch.setitem(adder_compiled._STATE, "override", None)
     monkeypatch.setitem(adder_compiled._STATE, "failed", False)

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space import BlockSpec, Coefficient, Genotype, InputSpec, StageSpec, StemSpec, build_model
+from optinas.search_space import BlockSpec, Coefficient, Genotype, InputSpec, StageSpec, StemSpec, build_model
 
 
 class BasicBlock(nn.Module):

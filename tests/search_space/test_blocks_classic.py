@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space import BlockSpec, Coefficient, Genotype, InputSpec, StageSpec, StemSpec, build_model, count_cost
-from search_space.presets import preset
+from optinas.search_space import BlockSpec, Coefficient, Genotype, InputSpec, StageSpec, StemSpec, build_model, count_cost
+from optinas.search_space.presets import preset
 
 
 def _randomise_bn(model):

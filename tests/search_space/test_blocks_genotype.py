@@ -4,11 +4,11 @@ layer overrides and paper-initialised coefficients, all within schema version 1.
 import pytest
 import torch
 
-from search_space import (BlockSpec, Coefficient, Genotype, GenotypeError, InputSpec, LayerSpec, StageSpec,
+from optinas.search_space import (BlockSpec, Coefficient, Genotype, GenotypeError, InputSpec, LayerSpec, StageSpec,
                           StemSpec, build_model, count_cost, count_with_hooks)
-from search_space.builder import kinds_for
-from search_space.genotype import BlockOverride
-from search_space.registry import layer_kinds
+from optinas.search_space.builder import kinds_for
+from optinas.search_space.genotype import BlockOverride
+from optinas.search_space.registry import layer_kinds
 
 
 def _old_genotypes():

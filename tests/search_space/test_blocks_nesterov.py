@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from search_space.blocks.nesterov import coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas
+from optinas.search_space.blocks.nesterov import coefficient_value, nesterov_betas, nesterov_h, nesterov_thetas
 
 # By hand (and to 40 digits with the decimal module):
 # theta_1 solves (1 - t) / t^2 = 1: t^2 + t - 1 = 0, t = (sqrt(5) - 1) / 2.

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space import (BlockSpec, Coefficient, Genotype, GenotypeError, InputSpec, StageSpec, StemSpec,
+from optinas.search_space import (BlockSpec, Coefficient, Genotype, GenotypeError, InputSpec, StageSpec, StemSpec,
                           build_model, count_cost, count_with_hooks)
-from search_space.blocks.nesterov import nesterov_betas, nesterov_h
-from search_space.modules import Projection
-from search_space.registry import block_patterns
+from optinas.search_space.blocks.nesterov import nesterov_betas, nesterov_h
+from optinas.search_space.modules import Projection
+from optinas.search_space.registry import block_patterns
 
 
 MODES = {"fixed": ("fixed", "value"), "learnable": ("learnable", "value"), "paper": ("paper", "value"),

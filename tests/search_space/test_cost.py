@@ -2,8 +2,8 @@
 
 import pytest
 
-from search_space import Genotype, InputSpec, StageSpec, StemSpec, build_model, count_cost, count_with_hooks
-from search_space.cost.records import combine_ops
+from optinas.search_space import Genotype, InputSpec, StageSpec, StemSpec, build_model, count_cost, count_with_hooks
+from optinas.search_space.cost.records import combine_ops
 
 
 def _compare(genotype):
@@ -24,7 +24,7 @@ def test_analytic_equals_hooks_for_random_genotypes(genotypes):
 def test_demo_space_samples_equal_hooks():
     import optuna
 
-    from search_space import SearchSpace
+    from optinas.search_space import SearchSpace
 
     space = SearchSpace(InputSpec(1, 8, 8, 10))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -47,7 +47,7 @@ def test_conv_counts_by_hand():
 
 
 def _block(pattern):
-    from search_space import BlockSpec
+    from optinas.search_space import BlockSpec
 
     return BlockSpec(pattern)
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from search_space import count_cost
-from search_space.presets import preset
-from strategies.cli import main
+from optinas.search_space import count_cost
+from optinas.search_space.presets import preset
+from optinas.strategies.cli import main
 
 
 def _run(capsys, *args):
@@ -70,7 +70,7 @@ def test_bad_flags_are_one_line_and_exit_2(capsys, args, fragment):
 
 
 def test_a_bad_profile_file_is_one_line(capsys, tmp_path):
-    from search_space.cost.profiles import PROFILE_DIR
+    from optinas.search_space.cost.profiles import PROFILE_DIR
 
     bad = tmp_path / "bad.toml"
     bad.write_text((PROFILE_DIR / "horowitz45.toml").read_text().replace("fp32 = 3.7", "fp32 = -3.7"))

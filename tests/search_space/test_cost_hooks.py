@@ -1,6 +1,6 @@
 """Analytic cost == forward-hook count, field by field, for every layer kind and block pattern.
 
-The hook count (``search_space.cost.hooks``) observes the built model: the modules that
+The hook count (``optinas.search_space.cost.hooks``) observes the built model: the modules that
 run, their input and output tensors, their parameter tensors and ``storage_bits()``. The
 analytic count derives the same records from the genotype. Random genotypes here vary
 everything the genotype can say (kind and options per stage, stem and head, every
@@ -14,10 +14,10 @@ import random
 
 import pytest
 
-from search_space import GenotypeError, LayerSpec, build_model, count_cost, count_with_hooks
-from search_space.genotype import BlockOverride
-from search_space.genotype import BODIES
-from search_space.registry import block_patterns, layer_kinds
+from optinas.search_space import GenotypeError, LayerSpec, build_model, count_cost, count_with_hooks
+from optinas.search_space.genotype import BlockOverride
+from optinas.search_space.genotype import BODIES
+from optinas.search_space.registry import block_patterns, layer_kinds
 
 COUNTED = 28  # genotypes; with the options below this covers every kind, pattern and body
 
@@ -94,7 +94,7 @@ def test_first_and_last_weighted_layers_are_outside_the_paper_view(genotypes):
 
 
 def test_per_layer_definitions_on_a_quantised_and_a_binary_layer():
-    from search_space import Genotype, InputSpec, StageSpec, StemSpec
+    from optinas.search_space import Genotype, InputSpec, StageSpec, StemSpec
 
     quant = LayerSpec("quant", {"w_bits": 4, "a_bits": 8, "scheme": "codebook"})
     binary = LayerSpec("binary", {"scale": "channel"})

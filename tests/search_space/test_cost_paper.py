@@ -24,8 +24,8 @@ import dataclasses
 
 import pytest
 
-from search_space import LayerSpec, count_cost
-from search_space.presets import preset
+from optinas.search_space import LayerSpec, count_cost
+from optinas.search_space.presets import preset
 
 ADDER = LayerSpec("adder")
 BNN = LayerSpec("binary", {"scale": "none"})  # seed 000's BNN row: sign weights, no scale (#Mul 0)

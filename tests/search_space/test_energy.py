@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from search_space import ConfigError, Genotype, InputSpec, LayerSpec, StageSpec, StemSpec, count_cost
-from search_space.cost import load_profile, profile_names
-from search_space.cost.profiles import PROFILE_DIR, parse_profile
+from optinas.search_space import ConfigError, Genotype, InputSpec, LayerSpec, StageSpec, StemSpec, count_cost
+from optinas.search_space.cost import load_profile, profile_names
+from optinas.search_space.cost.profiles import PROFILE_DIR, parse_profile
 
 
 def _shipped_data(name="horowitz45"):
@@ -157,7 +157,7 @@ def test_a_width_the_profile_cannot_run_is_one_sentence():
 
 
 def test_adder_network_saves_the_multiplier_energy():
-    from search_space.presets import preset
+    from optinas.search_space.presets import preset
 
     cnn = count_cost(preset("resnet20")).paper
     adder = count_cost(preset("resnet20-adder")).paper

@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from search_space import build_model, export_source
+from optinas.search_space import build_model, export_source
 
 
 def _load(path, name):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from search_space import InputSpec, build_model, export_source
-from search_space.builder import kinds_for
-from search_space.modules import EXPORT_OBJECTS, WeightedSum
-from search_space.registry import block_patterns, layer_kinds
+from optinas.search_space import InputSpec, build_model, export_source
+from optinas.search_space.builder import kinds_for
+from optinas.search_space.modules import EXPORT_OBJECTS, WeightedSum
+from optinas.search_space.registry import block_patterns, layer_kinds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import random_genotype  # noqa: E402

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from search_space import BlockSpec, Coefficient, Genotype, GenotypeError, InputSpec, LayerSpec, StageSpec, StemSpec
+from optinas.search_space import BlockSpec, Coefficient, Genotype, GenotypeError, InputSpec, LayerSpec, StageSpec, StemSpec
 
 
 def _plain_dict():

@@ -19,12 +19,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluator import evaluate, load_task
-from evaluator.fidelity import Fidelity
-from search_space import BlockSpec, Genotype, InputSpec, LayerSpec, StageSpec, StemSpec, build_model
-from search_space.layers.adder_kind import AdderConv2d
-from search_space.layers.adder_ops import adder2d
-from search_space.recipes import recipes_for
+from optinas.evaluator import evaluate, load_task
+from optinas.evaluator.fidelity import Fidelity
+from optinas.search_space import BlockSpec, Genotype, InputSpec, LayerSpec, StageSpec, StemSpec, build_model
+from optinas.search_space.layers.adder_kind import AdderConv2d
+from optinas.search_space.layers.adder_ops import adder2d
+from optinas.search_space.recipes import recipes_for
 
 FIDELITY = Fidelity(epochs=6, batch_size=64, lr=0.05)
 _ACCURACY: dict = {}  # the adder run serves two tests

@@ -14,17 +14,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from search_space import (
+from optinas.search_space import (
     BlockSpec, Genotype, GenotypeError, HeadSpec, InputSpec, LayerSpec, StageSpec, StemSpec,
     build_model, count_cost, count_with_hooks, export_source,
 )
-from search_space.layers import (
+from optinas.search_space.layers import (
     AdderConv2d, AdderLinear, BinaryConv2d, BinaryLinear, QuantConv2d, QuantLinear,
 )
-from search_space.layers.binary import BinarySign, _binary_input
-from search_space.layers.quant import LsqQuantize, _quant_input, _quant_weight
-from search_space.recipes import recipes_for
-from search_space.registry import OpCount, layer_kind, layer_kinds
+from optinas.search_space.layers.binary import BinarySign, _binary_input
+from optinas.search_space.layers.quant import LsqQuantize, _quant_input, _quant_weight
+from optinas.search_space.recipes import recipes_for
+from optinas.search_space.registry import OpCount, layer_kind, layer_kinds
 
 KINDS = sorted(layer_kinds())
 

@@ -7,10 +7,10 @@ import optuna
 import pytest
 import torch
 
-from search_space import Genotype, GenotypeError, InputSpec, build_model, count_cost, load_genotype
-from search_space.presets import PRESET_SUMMARIES, PRESETS, preset
-from search_space.registry import layer_kinds
-from strategies.cli import main
+from optinas.search_space import Genotype, GenotypeError, InputSpec, build_model, count_cost, load_genotype
+from optinas.search_space.presets import PRESET_SUMMARIES, PRESETS, preset
+from optinas.search_space.registry import layer_kinds
+from optinas.strategies.cli import main
 
 REQUIRED = {"resnet20", "resnet32", "resnet56", "vgg-small", "hb-net20", "agd-net", "dmrnet20", "resnet18",
             "resnet50"} | {f"resnet{d}{v}" for d in (20, 32, 56) for v in ("-adder", "-binary", "-quant4")}
@@ -102,8 +102,8 @@ def test_load_genotype_and_the_cli_take_preset_names(tmp_path, capsys, monkeypat
 
 
 def test_enqueued_presets_are_the_first_trials():
-    from strategies.optuna_driver import enqueue_presets
-    from strategies.trial import candidate
+    from optinas.strategies.study import enqueue_presets
+    from optinas.strategies.trial import candidate
 
     class Context:  # what ``candidate`` reads of a TrialContext
         space = type("Space", (), {"input": InputSpec(1, 8, 8, 10), "sample": lambda self, trial: None})()
@@ -118,7 +118,7 @@ def test_enqueued_presets_are_the_first_trials():
 
 
 def test_search_starts_from_presets(tmp_path):
-    from strategies import Budget, SearchConfig, run_search
+    from optinas.strategies import Budget, SearchConfig, run_search
 
     # A parameter budget no preset meets: both are recorded with their cost, nothing trains.
     config = SearchConfig(study="p", trials=2, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",

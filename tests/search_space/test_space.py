@@ -1,7 +1,7 @@
 import optuna
 import pytest
 
-from search_space import ConfigError, InputSpec, SearchSpace
+from optinas.search_space import ConfigError, InputSpec, SearchSpace
 
 
 def test_fixed_trial_replays_a_recorded_genotype():
@@ -16,7 +16,8 @@ def test_fixed_trial_replays_a_recorded_genotype():
 
 def test_size_counts_distinct_genotypes():
     space = SearchSpace(InputSpec(1, 8, 8, 10), strides=(1,), stem_widths=(8,), depths=(1, 2), widths=(8, 16),
-                        patterns=("gd", "hb"), coefficient_choices={"hb": {"b1": (0.5, 1.0), "b2": (0.0,)}})
+                        patterns=("gd", "hb"), coefficient_choices={"hb": {"b1": (0.5, 1.0), "b2": (0.0,)}},
+                        layers=("conv",))
     seen = set()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(300):

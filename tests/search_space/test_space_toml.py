@@ -6,10 +6,10 @@ from importlib import resources
 import optuna
 import pytest
 
-from search_space import ConfigError, Genotype, InputSpec, SearchSpace, build_model
-from search_space.registry import layer_kinds
-from search_space.space import RandomTrial
-from strategies.cli import main
+from optinas.search_space import ConfigError, Genotype, InputSpec, SearchSpace, build_model
+from optinas.search_space.registry import layer_kinds
+from optinas.search_space.space import RandomTrial
+from optinas.strategies.cli import main
 
 DIGITS = InputSpec(1, 8, 8, 10)
 
@@ -51,12 +51,15 @@ def _other_kind():
 
 
 def test_the_packaged_file_is_the_default_space():
-    text = resources.files("search_space").joinpath("spaces", "default.toml").read_text()
+    text = resources.files("optinas.search_space").joinpath("spaces", "digits.toml").read_text()
     assert "[coefficients.agd]" in text
-    assert SearchSpace.from_toml(DIGITS) == SearchSpace(DIGITS)
+    assert SearchSpace.from_toml(DIGITS) == SearchSpace(DIGITS) == SearchSpace.from_toml(DIGITS, "digits")
     space = SearchSpace(DIGITS)
     assert set(space.patterns) == {"gd", "hb", "agd", "agd_dense", "agd2", "admm"}
-    assert space.size() == 4_000_752
+    assert space.layers == ("conv", "adder", "binary", "quant")
+    # The conv-only space had 4,000,752 genotypes; each of its 3 stages now picks one of
+    # 1 conv + 1 adder + 1 binary + 3 x 2 quant layer specs: 9 ** 3 times as many.
+    assert space.size() == 4_000_752 * 9 ** 3 == 2_916_548_208
 
 
 def test_size_is_exact_with_every_kind_of_choice():
@@ -174,7 +177,8 @@ def test_random_samples_are_reproducible_and_replayable():
 def test_space_command_prints_the_space_and_samples(capsys, tmp_path):
     assert main(["space"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("search space (default.toml) for 1x8x8 inputs, 10 classes: 4,000,752 distinct genotypes")
+    assert out.startswith("search space (") and out.count("\n") > 10
+    assert "for 1x8x8 inputs, 10 classes: 2,916,548,208 distinct genotypes" in out.splitlines()[0]
     assert "coefficient agd.b1" in out
     assert main(["space", "--sample", "3", "--seed", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -186,3 +190,45 @@ def test_space_command_prints_the_space_and_samples(capsys, tmp_path):
     assert main(["space", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("optinas space: error: ") and err.count("\n") == 1
+
+
+def _membership_spaces():
+    """A small space (every genotype enumerable) and a larger one around it."""
+    common = dict(strides=(1, 2), depths=(1, 2), overrides=True, downsamples=("stride",))
+    small = SearchSpace(
+        DIGITS, stem_widths=(8,), widths=(8, 16), patterns=("gd", "agd2"), shortcuts=("pad",),
+        coefficients={"agd2": {"beta": {"modes": ("paper", "learnable"), "values": (0.3,)}}},
+        layers=("conv", "quant"), layer_options={"quant": {"w_bits": (2, 4), "scheme": ("linear",), "a_bits": (32,)}},
+        **common)
+    large = SearchSpace(
+        DIGITS, stem_widths=(8, 16), widths=(8, 16, 24), patterns=("gd", "agd2", "hb"),
+        shortcuts=("projection", "pad"),
+        coefficients={"agd2": {"beta": {"modes": ("paper", "learnable", "learnable-paper"), "values": (0.3, 0.5)}}},
+        layers=("conv", "quant", "binary"),
+        layer_options={"quant": {"w_bits": (2, 4, 8), "scheme": ("linear", "codebook"), "a_bits": (32,)}},
+        per_stage=({"depths": (1, 3)},), **common)
+    return small, large
+
+
+def test_contains_agrees_with_enumerating_the_space():
+    # The independent reference is the set of every genotype the small space can draw, found
+    # by walking every path of choices (pad falling back to projection, overrides included).
+    small, large = _membership_spaces()
+    members, genotypes = set(), {}
+    hashes = every_genotype(small)
+    for genotype in large.sample_random(400, seed=4) + small.sample_random(200, seed=5):
+        genotypes[genotype.hash] = genotype
+    assert small.size() == len(hashes)
+    inside = [genotype for key, genotype in genotypes.items() if key in hashes]
+    outside = [genotype for key, genotype in genotypes.items() if key not in hashes]
+    assert len(inside) >= 100 and len(outside) >= 300
+    for genotype in inside:
+        params = small.params_for(genotype)
+        assert params is not None, genotype.to_json()
+        assert small.sample(optuna.trial.FixedTrial(params)) == genotype
+        members.add(genotype.hash)
+    assert not [genotype.to_json() for genotype in outside if small.contains(genotype)]
+    assert all(large.contains(genotype) for genotype in genotypes.values())
+    # Another input spec is another space's point, even with the same stages.
+    other = Genotype(InputSpec(1, 8, 8, 3), *(getattr(inside[0], name) for name in ("stem", "stages", "head")))
+    assert not small.contains(other)

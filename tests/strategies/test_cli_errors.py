@@ -8,7 +8,7 @@ import pytest
 
 
 def _optinas(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "strategies.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "optinas.strategies.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -72,7 +72,7 @@ def test_atomic_writes_use_ordinary_permissions(tmp_path):
     import os
     import stat
 
-    from strategies.files import replace_dir_atomic, write_text_atomic
+    from optinas.strategies.files import replace_dir_atomic, write_text_atomic
 
     mask = os.umask(0o022)
     try:

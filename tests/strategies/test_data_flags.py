@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from strategies.cli import main
-from strategies.config import SearchConfig
+from optinas.strategies.cli import main
+from optinas.strategies.config import SearchConfig
 
 
 def _search(tmp_path, *flags: str) -> int:

@@ -1,4 +1,4 @@
-"""The gibbs sampler (seed 003, Algorithm 1, prior eq. 6) and pen_XNOR (Theorem 3.2)."""
+"""The gibbs sampler (XNOR-Net++ regret bound, Algorithm 1, prior eq. 6) and pen_XNOR (Theorem 3.2)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 from torch import nn
 
-from search_space import InputSpec, SearchSpace
-from search_space.errors import ConfigError
-from search_space.layers.binary import BinaryLinear
-from search_space.layers.quant import QuantLinear
-from search_space.sparsity import pen_xnor, sparsity_stats
-from strategies.samplers import make_sampler
-from strategies.samplers.gibbs import GibbsSampler, prior_factor
+from optinas.search_space import InputSpec, SearchSpace
+from optinas.search_space.errors import ConfigError
+from optinas.search_space.layers.binary import BinaryLinear
+from optinas.search_space.layers.quant import QuantLinear
+from optinas.search_space.sparsity import pen_xnor, sparsity_stats
+from optinas.strategies.samplers import make_sampler
+from optinas.strategies.samplers.gibbs import GibbsSampler, prior_factor
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from search_space.errors import ConfigError
-from strategies.hypervolume import front_hypervolume, hypervolume, hypervolume_history, reference_point
-from strategies.objectives import dominates, objective_values, parse_objectives, pareto_indices
+from optinas.search_space.errors import ConfigError
+from optinas.strategies.objectives import dominates, objective_values, pareto_indices, parse_objectives
+from optinas.strategies.results.hypervolume import front_hypervolume, hypervolume, hypervolume_history, reference_point
 
 
 def _inclusion_exclusion(points, reference):

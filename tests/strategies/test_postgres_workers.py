@@ -32,7 +32,7 @@ def _spawn(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "strategies.cli", *args], cwd=cwd, env=env,
+        return subprocess.Popen([sys.executable, "-m", "optinas.strategies.cli", *args], cwd=cwd, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -104,8 +104,8 @@ def engine(postgres_url):
 
 
 def test_a_search_and_a_worker_complete_the_study_once(tmp_path, postgres_url, engine):
-    from strategies.optuna_driver import finished_trials
-    from strategies.worker import trial_status
+    from optinas.strategies.status import trial_status
+    from optinas.strategies.study import finished_trials
 
     logs = tmp_path / "search.log", tmp_path / "worker.log"
     search = _spawn(["search", "--study", "shared", "--storage", postgres_url, "--trials", str(TRIALS),
@@ -158,9 +158,9 @@ def test_a_worker_killed_mid_trial_is_failed_by_the_heartbeat_and_retried(
         tmp_path, postgres_url, engine, monkeypatch):
     import torch
 
-    from strategies import cli, storage
-    from strategies.optuna_driver import finished_trials
-    from strategies.worker import trial_status
+    from optinas.strategies import cli, storage
+    from optinas.strategies.status import trial_status
+    from optinas.strategies.study import finished_trials
 
     log = tmp_path / "search.log"
     search = _spawn(["search", "--study", "lost", "--storage", postgres_url, "--trials", "2",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from strategies.ray_trainable import INDEX_KEY, PRESET_KEY, RayTrial, SpaceFunction
+from optinas.strategies.backends.ray.trainable import INDEX_KEY, PRESET_KEY, RayTrial, SpaceFunction
 
 _START_TIMEOUT_S = 90
 # Loopback-only throwaway cluster: no token authentication, whatever ~/.ray/auth_token holds
@@ -114,7 +114,7 @@ def ray_cluster():
 
 
 def _command(address: str, runs: Path, study: str, trials: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "strategies.cli", "search", "--backend", "ray", "--address", address,
+    return [sys.executable, "-m", "optinas.strategies.cli", "search", "--backend", "ray", "--address", address,
             "--study", study, "--trials", str(trials), "--epochs", "1", "--threads", "1", "--device", "cpu",
             "--runs-dir", str(runs), "--quiet", "--sampler", "random", *extra]
 
@@ -125,7 +125,7 @@ def _rows(run_dir: Path) -> list[dict]:
 
 
 def _study_attrs(run_dir: Path, study: str) -> dict[int, dict]:
-    from strategies.optuna_driver import open_study
+    from optinas.strategies.study import open_study
 
     return {t.number: t.user_attrs for t in open_study(run_dir, study).get_trials()}
 
@@ -142,8 +142,8 @@ def _training_runs(experiment: Path) -> dict[str, int]:
 def test_space_function_numbers_trials_and_puts_presets_first(tmp_path):
     import optuna
 
-    from strategies.config import SearchConfig
-    from strategies.optuna_driver import prepare
+    from optinas.strategies.config import SearchConfig
+    from optinas.strategies.study import prepare
 
     context = prepare(SearchConfig(study="unit", device="cpu", runs_dir=tmp_path))
     space = SpaceFunction(context.space, presets=("resnet20",), offset=5)
@@ -235,10 +235,10 @@ def test_recorder_writes_each_kind_of_finished_trial_once(tmp_path):
     from optuna.distributions import IntDistribution, distribution_to_json
     from ray import tune
 
-    from strategies.config import SearchConfig
-    from strategies.files import write_toml_atomic
-    from strategies.optuna_driver import create_study
-    from strategies.ray_records import RayRecorder
+    from optinas.strategies.backends.ray.records import RayRecorder
+    from optinas.strategies.config import SearchConfig
+    from optinas.strategies.files import write_toml_atomic
+    from optinas.strategies.study import create_study
 
     config = SearchConfig(study="rec", runs_dir=tmp_path / "runs", objectives=("accuracy",), device="cpu")
     config.run_dir.mkdir(parents=True)
@@ -284,7 +284,7 @@ def test_recorder_writes_each_kind_of_finished_trial_once(tmp_path):
 def test_torn_snapshots_are_dropped_before_a_restore(tmp_path):
     import pickle
 
-    from strategies.ray_backend import _drop_torn_snapshots
+    from optinas.strategies.backends.ray.backend import _drop_torn_snapshots
 
     (tmp_path / "experiment_state-1.json").write_text(json.dumps({"trial_data": []}))
     (tmp_path / "search_gen_state-1.json").write_bytes(pickle.dumps({"counter": 3}))  # a pickle, despite .json
@@ -318,10 +318,11 @@ def test_a_trial_whose_worker_dies_is_retried(ray_cluster, tmp_path):
 
 
 def test_a_ray_trial_reuses_an_identical_genotype_from_the_study(tmp_path):
-    from strategies.config import SearchConfig
-    from strategies.optuna_driver import finished_trials, open_study, prepare, run_search
-    from strategies.ray_trainable import _recorded_study
-    from strategies.trial import run_trial
+    from optinas.strategies.backends.ray.trainable import _recorded_study
+    from optinas.strategies.config import SearchConfig
+    from optinas.strategies.study import finished_trials, open_study, prepare
+    from optinas.strategies.search import run_search
+    from optinas.strategies.trial import run_trial
 
     config = SearchConfig(study="u", trials=1, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
                           threads=1)

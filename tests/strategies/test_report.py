@@ -14,11 +14,11 @@ import shutil
 import optuna
 import pytest
 
-from search_space import InputSpec, SearchSpace, count_cost
-from search_space.presets import preset
-from strategies.breakdown import PARTS, energy_breakdown
-from strategies.cli import main
-from strategies.storage import open_storage
+from optinas.search_space import InputSpec, SearchSpace, count_cost
+from optinas.search_space.presets import preset
+from optinas.strategies.cli import main
+from optinas.strategies.report.breakdown import PARTS, energy_breakdown
+from optinas.strategies.storage import open_storage
 
 DIGITS = InputSpec(1, 8, 8, 10)
 MAX_MULTS = 1_000_000
@@ -126,7 +126,7 @@ def test_front_table_and_importances(study_page):
 
 
 def test_front_table_links_exported_models(study_page, tmp_path):
-    from strategies.report import build_report
+    from optinas.strategies.report.page import build_report
 
     run_dir = shutil.copytree(study_page[0], tmp_path / "demo")
     summary = build_report(run_dir)
@@ -139,7 +139,7 @@ def test_front_table_links_exported_models(study_page, tmp_path):
 
 
 def test_front_breakdowns_sum_to_each_models_recorded_energy(study_page):
-    from strategies.results import pareto_front, trial_rows
+    from optinas.strategies.results.records import pareto_front, trial_rows
 
     _, study, _ = study_page
     front = pareto_front(trial_rows(study))
@@ -245,7 +245,7 @@ def test_bad_folders_are_one_sentence_and_write_nothing(tmp_path, capsys, layout
 
 
 def test_report_of_a_real_tiny_search(tmp_path):
-    from strategies import SearchConfig, run_search
+    from optinas.strategies import SearchConfig, run_search
 
     config = SearchConfig(study="tiny", trials=3, epochs=1, threads=1, device="cpu", runs_dir=tmp_path,
                           sampler="random", seed=1)

@@ -11,18 +11,25 @@ import sys
 import pytest
 import torch
 
-from strategies.reproduce import EXPERIMENTS, list_text, parse_depths
-from strategies.reproduce.optnet_table2 import (
-    STRUCTURES, OptNet, constant_floor, nesterov_betas, nesterov_h, nesterov_thetas, paper_claims, propagate,
+from optinas.search_space.errors import ConfigError
+from optinas.strategies.cli import main as cli_main
+from optinas.strategies.reproduce import EXPERIMENTS, list_text, parse_depths
+from optinas.strategies.reproduce.optnet_table2.experiment import (
+    STRUCTURES,
+    OptNet,
+    constant_floor,
+    nesterov_betas,
+    nesterov_h,
+    nesterov_thetas,
+    paper_claims,
+    propagate,
 )
-from search_space.errors import ConfigError
-from strategies.cli import main as cli_main
 
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # theta_1 with theta_0 = 1: theta^2 + theta - 1 = 0
 
 
 def _optinas(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "strategies.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "optinas.strategies.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -209,7 +216,7 @@ def test_list_names_every_experiment_with_its_needs_and_time():
 # ---------------------------------------------------------------- seed 000 toys (section 5.3)
 
 def test_toy_net_is_a_sigmoid_classifier_with_the_operator_swapped():
-    from strategies.reproduce.adder_toys import ToyNet
+    from optinas.strategies.reproduce.adder_toys.experiment import ToyNet
 
     torch.manual_seed(0)
     x, y = torch.randn(16, 2, 1, 1), torch.randint(0, 2, (16,))
@@ -226,7 +233,7 @@ def test_toy_net_is_a_sigmoid_classifier_with_the_operator_swapped():
 
 
 def test_paper_reading_covers_every_figure_cell():
-    from strategies.reproduce.adder_toys import NETWORKS, PAPER_READING, TOYS
+    from optinas.strategies.reproduce.adder_toys.experiment import NETWORKS, PAPER_READING, TOYS
 
     assert set(PAPER_READING) == {(toy, net, n) for toy, (_, _, ns) in TOYS.items() for net in NETWORKS for n in ns}
     # Section 5.3: the AdderNet separates the unit ball even with one hidden unit; FC needs three.
@@ -234,7 +241,7 @@ def test_paper_reading_covers_every_figure_cell():
 
 
 def test_comparative_claims_follow_the_cells():
-    from strategies.reproduce.adder_toys import NETWORKS, TOYS, comparative_claims
+    from optinas.strategies.reproduce.adder_toys.experiment import NETWORKS, TOYS, comparative_claims
 
     # The paper's picture: the AdderNet separates the unit ball from n = 1, wins on two balls,
     # and the x*y sign needs three units in both networks.
@@ -286,8 +293,8 @@ def test_cifar10_compare_without_data_refuses_in_one_line(tmp_path, capsys, monk
 
 
 def test_cifar10_is_found_in_each_layout_users_have(tmp_path, monkeypatch):
-    from search_space.errors import DataError
-    from strategies.reproduce.cifar10_compare import find_cifar10
+    from optinas.search_space.errors import DataError
+    from optinas.strategies.reproduce.cifar10_compare.experiment import find_cifar10
 
     monkeypatch.delenv("OPTINAS_DATA", raising=False)
     empty = tmp_path / "empty"
@@ -309,8 +316,8 @@ def test_cifar10_is_found_in_each_layout_users_have(tmp_path, monkeypatch):
 
 
 def test_hb_net56_is_resnet56_built_like_hb_net20():
-    from search_space.presets import preset
-    from strategies.reproduce.cifar10_compare import genotype_for
+    from optinas.search_space.presets import preset
+    from optinas.strategies.reproduce.cifar10_compare.experiment import genotype_for
 
     hb56, resnet56 = genotype_for("hb-net56"), preset("resnet56")
     assert [stage.depth for stage in hb56.stages] == [9, 9, 9] and hb56.stem == resnet56.stem
@@ -327,8 +334,8 @@ _DATA = os.environ.get("OPTINAS_DATA")
 
 @pytest.mark.skipif(not _DATA, reason="set OPTINAS_DATA to the shared data folder")
 def test_cifar10_subset_trains_and_tabulates_beside_the_paper():
-    from strategies.reproduce.cifar10_compare import CifarSettings, load_cifar10, run_models
-    from strategies.reproduce.cifar_outputs import table_markdown
+    from optinas.strategies.reproduce.cifar10_compare.experiment import CifarSettings, load_cifar10, run_models
+    from optinas.strategies.reproduce.cifar10_compare.outputs import table_markdown
 
     settings = CifarSettings(models=("resnet20",), epochs=1, batch_size=32, warmup_epochs=0.0,
                              train_images=64, scored_images=32)

@@ -11,9 +11,10 @@ import time
 import pytest
 import torch
 
-from search_space import Genotype, build_model
-from strategies import Budget, SearchConfig, run_search
-from strategies.optuna_driver import finished_trials, open_study
+from optinas.search_space import Genotype, build_model
+from optinas.strategies import Budget, SearchConfig, run_search
+from optinas.strategies.status import TrialStatus, trial_status
+from optinas.strategies.study import finished_trials, open_study
 
 
 def _load(path, name):
@@ -77,8 +78,8 @@ def _median_mults_of_first_trials(config, count):
 
     import optuna
 
-    from search_space import count_cost
-    from strategies.optuna_driver import prepare
+    from optinas.search_space import count_cost
+    from optinas.strategies.study import prepare
 
     space = prepare(config).space
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=config.seed))
@@ -106,11 +107,10 @@ def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
 
 
 def test_a_diverging_candidate_fails_with_its_reason_and_the_search_goes_on(tmp_path, monkeypatch):
-    import evaluator
+    from optinas.evaluator import TrialFailed
+    from optinas.strategies import trial as trial_module
 
-    from evaluator import TrialFailed
-
-    real = evaluator.evaluate
+    real = trial_module.evaluate
     calls = []
 
     def sometimes_diverges(model, *args, **kwargs):
@@ -119,7 +119,7 @@ def test_a_diverging_candidate_fails_with_its_reason_and_the_search_goes_on(tmp_
             raise TrialFailed("training diverged: loss became nan at epoch 1 of 1, step 3 of 17")
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(evaluator, "evaluate", sometimes_diverges)
+    monkeypatch.setattr(trial_module, "evaluate", sometimes_diverges)
     config = SearchConfig(study="f", trials=3, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random")
     summary = run_search(config, show_progress=False)
     rows = [json.loads(line) for line in (config.run_dir / "trials.jsonl").read_text().splitlines()]
@@ -146,7 +146,7 @@ def _count_done(run_dir, name):
 
 
 def test_kill_9_then_the_same_command_resumes(tmp_path):
-    command = [sys.executable, "-m", "strategies.cli", "search", "--study", "k", "--trials", "4",
+    command = [sys.executable, "-m", "optinas.strategies.cli", "search", "--study", "k", "--trials", "4",
                "--epochs", "3", "--device", "cpu", "--runs-dir", str(tmp_path), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -176,7 +176,7 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
     for number, completed in done_before.items():
         assert trials[number].datetime_complete == completed  # not trained again
     killed = trials[interrupted[0].number]
-    assert killed.state.name == "FAIL" and killed.user_attrs["interrupted"]
+    assert killed.state.name == "FAIL" and trial_status(killed) == TrialStatus.INTERRUPTED
     retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
     assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state.name == "COMPLETE"
     assert (run_dir / "report.html").exists()

@@ -10,10 +10,12 @@ import time
 import optuna
 import pytest
 
-from strategies.cli import main
-from strategies.config import Budget, SearchConfig
-from strategies.optuna_driver import CONFIG_ATTR, finished_trials, open_study, run_search
-from strategies.worker import _slot, counts_toward
+from optinas.strategies.status import TrialStatus, counts_toward, trial_status
+from optinas.strategies.study_index import index_of
+from optinas.strategies.cli import main
+from optinas.strategies.config import Budget, SearchConfig
+from optinas.strategies.study import CONFIG_ATTR, finished_trials, open_study
+from optinas.strategies.search import run_search
 
 
 def _rows(run_dir):
@@ -37,7 +39,7 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
 
 
 def test_single_objective_search_prunes_from_epoch_reports(tmp_path, monkeypatch):
-    import strategies.optuna_driver as driver
+    import optinas.strategies.study as driver
 
     monkeypatch.setattr(driver, "make_pruner", lambda config: _AlwaysPrune())
     config = SearchConfig(study="p", trials=2, epochs=3, device="cpu", runs_dir=tmp_path, sampler="random",
@@ -53,10 +55,10 @@ def test_single_objective_search_prunes_from_epoch_reports(tmp_path, monkeypatch
 def test_a_later_trial_beyond_the_requested_number_is_surplus():
     study = optuna.create_study()
     first, second = study.ask(), study.ask()
-    assert _slot(study, first.number) == 1 and _slot(study, second.number) == 2
+    assert index_of(study).slot(first.number) == 1 and index_of(study).slot(second.number) == 2
     study.tell(first, 0.5)
     third = study.ask()
-    assert _slot(study, third.number) == 3  # the told one and the running one come first
+    assert index_of(study).slot(third.number) == 3  # the told one and the running one come first
 
 
 def test_worker_processes_complete_exactly_the_requested_trials(tmp_path):
@@ -145,7 +147,7 @@ def _wait_for(run_dir, name, process, done, other_than=None, timeout=240):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; workers die with the driver on Linux")
 def test_killed_worker_and_killed_driver_lose_no_trial(tmp_path):
-    command = [sys.executable, "-m", "strategies.cli", "search", "--study", "kw", "--trials", "4",
+    command = [sys.executable, "-m", "optinas.strategies.cli", "search", "--study", "kw", "--trials", "4",
                "--epochs", "2", "--device", "cpu", "--threads", "2", "--workers", "2", "--sampler", "random",
                "--runs-dir", str(tmp_path), "--quiet"]
     run_dir = tmp_path / "kw"
@@ -170,18 +172,18 @@ def test_killed_worker_and_killed_driver_lose_no_trial(tmp_path):
     for number, completed in done_before.items():
         assert trials[number].datetime_complete == completed  # never trained again
     for lost in (victim, running):
-        assert trials[lost.number].state.name == "FAIL" and trials[lost.number].user_attrs["interrupted"]
+        assert trials[lost.number].state.name == "FAIL" and trial_status(trials[lost.number]) == TrialStatus.INTERRUPTED
         retries = [t for t in trials if t.user_attrs.get("retry_of") == lost.number]
         assert len(retries) == 1 and retries[0].params == lost.params
     assert (run_dir / "report.html").exists()
 
 
 def test_a_trial_failed_elsewhere_does_not_stop_the_worker(monkeypatch):
-    import strategies.trial
     from optuna.trial import TrialState
 
-    from strategies.trial import TrialOutcome
-    from strategies.worker import run_worker
+    from optinas.strategies.backends import worker_loop
+    from optinas.strategies.backends.worker_loop import run_worker
+    from optinas.strategies.trial import TrialOutcome
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     calls = []
@@ -193,7 +195,7 @@ def test_a_trial_failed_elsewhere_does_not_stop_the_worker(monkeypatch):
         trial.set_user_attr("status", "trained")  # raises for the stale one
         return TrialOutcome("trained", (0.5, 1.0))
 
-    monkeypatch.setattr(strategies.trial, "run_trial", fake_trial)
+    monkeypatch.setattr(worker_loop, "run_trial", fake_trial)
     run_worker(study, context=None, target=2)
     assert calls == [0, 1, 2]
     assert [counts_toward(t) for t in study.get_trials()] == [False, True, True]

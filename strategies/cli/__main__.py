@@ -1,0 +1,7 @@
+"""``python -m optinas.strategies.cli``: the same as the ``optinas`` command."""
+
+import sys
+
+from optinas.strategies.cli import main
+
+sys.exit(main())
