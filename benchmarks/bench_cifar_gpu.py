@@ -4,7 +4,7 @@ the adder, binary and 4-bit variants and HB-Net-20 under the same budget.
 Every model is a preset genotype (``optinas.search_space.presets``) built by ``build_model`` and
 trained by ``optinas.evaluator.evaluate`` with one recipe (Nesterov SGD, linear warm-up and decay,
 label smoothing, bf16 autocast, channels-last, pad-and-crop + flip on the device). Layer
-kinds bring their own recipes: adder layers get seed 000's p schedule and eq. 27 scaling,
+kinds bring their own recipes: adder layers get AdderNet's p schedule and eq. 27 scaling,
 binary and quant layers train through their straight-through estimators.
 
 To time "reach 90 %", the test split is scored after every epoch (the benchmark's task
@@ -13,9 +13,9 @@ training images; a search never does this). Printed per model: test accuracy aft
 budget, seconds (training plus that per-epoch scoring, which costs a few per cent), seconds
 until the first epoch at >= 90 %, and the accuracy gap to resnet20 next to the paper's gap:
 
-- seed 000, Table 2, ResNet-20 on CIFAR-10: CNN 92.93 %, BNN 84.87 % (gap 8.06), l1-AddNN
+- AdderNet, Table 2, ResNet-20 on CIFAR-10: CNN 92.93 %, BNN 84.87 % (gap 8.06), l1-AddNN
   91.84 % (gap 1.09); the table has no 4-bit row;
-- seed 004, Table 4 (n = 9, CIFAR-10+ error): ResNet 5.32 %, HB-Net 5.46 % (gap 0.14).
+- Li et al., Table 4 (n = 9, CIFAR-10+ error): ResNet 5.32 %, HB-Net 5.46 % (gap 0.14).
 
 Run (on a CUDA machine; needs torch and this repository only):
     OPTINAS_DATA=/path/to/shared/data python benchmarks/bench_cifar_gpu.py

@@ -1,4 +1,4 @@
-"""Adder layer (seed 000) against nn.Conv2d and the official unfold-and-broadcast code.
+"""Adder layer (AdderNet) against nn.Conv2d and the official unfold-and-broadcast code.
 
 Forward + backward (input and weight gradients) time and peak memory at ResNet-20 CIFAR
 shapes (batch 128: 16 ch at 32x32, 32 ch at 16x16, 64 ch at 8x8) and one ImageNet-like
@@ -6,7 +6,9 @@ shape (batch 32, 64 ch at 56x56), 3x3 kernels, stride 1, padding 1. Ratios come 
 same run. Usage::
 
     python benchmarks/bench_layers_adder.py [--device cpu|cuda] [--repeat N] [--p P]
-                                            [--threads T] [--cpu-unfold-gb GB] [--compile]
+                                            [--threads T] [--cpu-unfold-gb GB] [--eager]
+                                            [--shapes all|cifar|none] [--no-warm-up-timing]
+                                            [--shape-sweep N]
 
 CUDA: bf16, channels-last for adder and conv (the official code needs NCHW); time is the
 median of CUDA-event timings, memory is torch.cuda.max_memory_allocated during one
@@ -20,16 +22,31 @@ excluded. The unfold baseline's
 (O, K, N*L) broadcast would not fit in RAM at full batch, so on CPU it runs at a smaller
 batch and both its numbers are scaled linearly.
 The adder runs at ``--p`` (default 1, the l1 layer of inference); the baseline is l1.
-``--compile`` (CPU) times the opt-in torch.compile kernels (``adder_compiled``, the same
-as ``OPTINAS_ADDER_COMPILE=1``) instead of the eager CPU path; compiling happens in the
-untimed warm-up step.
+CPU: the adder runs the library's default path, the torch.compile kernels of
+``adder_compiled``, unless ``--eager`` (or ``OPTINAS_ADDER_COMPILE=0``) selects the eager
+kernel. With the compiled path the script first times ``warm_up_adder("cpu")`` in two
+fresh processes sharing a new, empty torch compile cache (``TORCHINDUCTOR_CACHE_DIR``):
+the first process compiles, the second finds the compiled code on disk, as every process
+after the first on a machine does (``--no-warm-up-timing`` skips this); then it warms up
+in its own process before timing. ``--shapes cifar`` keeps the three ResNet-20 shapes
+(``none``: no table).
+``--shape-sweep N`` (compiled path) then trains N random adder layers as a search would
+meet them (seeded: batch, widths, resolution, kernel 3 or 5, stride 1 or 2, p in [1, 2])
+and prints how many graphs torch.compile built in this process: bounded by the kernel
+sizes and strides, not by the number of shapes.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import random
+import re
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -40,8 +57,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from optinas.search_space.layers import set_adder_compile, warm_up_adder  # noqa: E402
 from optinas.search_space.layers.adder import Adder2d  # noqa: E402
-from optinas.search_space.layers.adder_compiled import set_adder_compile  # noqa: E402
+from optinas.search_space.layers.adder_compiled import compiled_cpu_enabled  # noqa: E402
 # The timing and memory helpers are bench_layers.py's (this script's folder is on sys.path).
 from bench_layers import cpu_peak_mib, cpu_times  # noqa: E402
 from bench_layers import cuda_result as run_cuda  # noqa: E402
@@ -111,7 +129,7 @@ def make_case(method, batch, channels, size, device, p):
     torch.manual_seed(0)
     if method == "conv":
         layer = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-    elif method == "adder":
+    elif method in ("adder", "eager"):
         layer = Adder2d(channels, channels, 3)
         layer.p = p
     else:
@@ -131,7 +149,14 @@ def make_case(method, batch, channels, size, device, p):
         x.grad = None  # freed inside the step, so the CPU memory profile sees both ends
         layer.zero_grad(set_to_none=True)
 
-    return step
+    def eager_step():
+        set_adder_compile(False)  # the eager kernel for this step only
+        try:
+            step()
+        finally:
+            set_adder_compile(None)  # the default again
+
+    return eager_step if method == "eager" else step
 
 
 def unfold_bytes(batch, channels, size, itemsize):
@@ -147,9 +172,11 @@ def cpu_unfold_batch(batch, channels, size, budget_gb):
 
 
 def run_shape_cpu(batch, channels, size, repeat, p, budget_gb):
-    """{method: (ms, MiB)} at the given batch; unfold is scaled from a smaller batch if needed."""
+    """{method: (ms, MiB)} at the given batch; unfold is scaled from a smaller batch if needed.
+    With the compiled kernels on, "eager" is the eager kernel's (ms, MiB), timed in turn."""
     small = cpu_unfold_batch(batch, channels, size, budget_gb)
-    steps = {m: make_case(m, batch, channels, size, "cpu", p) for m in ("conv", "adder")}
+    methods = ("conv", "adder", "eager") if compiled_cpu_enabled() else ("conv", "adder")
+    steps = {m: make_case(m, batch, channels, size, "cpu", p) for m in methods}
     times = cpu_times(steps, repeat)
     results = {m: (times[m], cpu_peak_mib(step)) for m, step in steps.items()}
     del steps
@@ -171,18 +198,75 @@ def parse_args():
     parser.add_argument("--p", type=float, default=1.0, help="adder exponent (1: l1, inference)")
     parser.add_argument("--cpu-unfold-gb", type=float, default=1.0, help="cap, unfold broadcast")
     parser.add_argument("--threads", type=int, default=None, help="cpu: torch threads")
-    parser.add_argument("--compile", action="store_true", help="cpu: torch.compile kernels")
+    parser.add_argument("--eager", action="store_true", help="cpu: the eager adder kernel")
+    parser.add_argument("--shapes", choices=("all", "cifar", "none"), default="all",
+                        help="cifar: only the ResNet-20 shapes; none: no table")
+    parser.add_argument("--no-warm-up-timing", action="store_true",
+                        help="cpu: skip timing the warm-up in fresh processes")
+    parser.add_argument("--shape-sweep", type=int, default=0, metavar="N",
+                        help="cpu, compiled: N random layer shapes, then count graphs")
+    parser.add_argument("--warm-up-only", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
+
+
+def warm_up_seconds():
+    """Seconds ``warm_up_adder("cpu")`` takes in this process (compile and self-check)."""
+    start = time.perf_counter()
+    if not warm_up_adder("cpu"):
+        raise SystemExit("the compiled adder kernels fell back to eager (see the warning)")
+    return time.perf_counter() - start
+
+
+def warm_up_in_new_processes(threads):
+    """(first, later): warm-up seconds in a process with an empty compile cache, then in
+    a second process that finds what the first compiled (torch's on-disk cache)."""
+    seconds = []
+    with tempfile.TemporaryDirectory(prefix="optinas-compile-cache-") as cache:
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
+        command = [sys.executable, __file__, "--warm-up-only", "--threads", str(threads)]
+        for _ in range(2):
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            seconds.append(float(re.search(r"warm-up s: ([0-9.]+)", out.stdout).group(1)))
+    return tuple(seconds)
+
+
+def shape_sweep(count):
+    """Forward + backward of ``count`` random adder layers; prints the graphs compiled."""
+    from torch._dynamo.utils import counters  # imported by the compiled kernels already
+
+    rng = random.Random(0)
+    before, start = counters["stats"]["unique_graphs"], time.perf_counter()
+    for _ in range(count):
+        n, c, o = rng.choice([2, 8, 32, 64]), rng.choice([4, 8, 16, 32]), rng.choice([4, 12, 16, 32])
+        size, k, stride = rng.choice([4, 7, 8, 9, 16, 32]), rng.choice([3, 5]), rng.choice([1, 2])
+        layer = Adder2d(c, o, k, stride)
+        layer.p = rng.choice([1.0, 1.0 + rng.random(), 2.0])
+        layer(torch.randn(n, c, size, size, requires_grad=True)).sum().backward()
+    graphs = counters["stats"]["unique_graphs"] - before
+    print(f"shape sweep: {count} random layers, {graphs} new graphs compiled (after the 3x3 "
+          f"warm-up's), {time.perf_counter() - start:.0f} s; compiled path still on: "
+          f"{compiled_cpu_enabled()}")
 
 
 def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    set_adder_compile(args.compile)
+    if args.warm_up_only:
+        print(f"warm-up s: {warm_up_seconds():.2f}")
+        return
+    if args.eager:
+        set_adder_compile(False)
     repeat = args.repeat or (20 if args.device == "cuda" else 3)
+    if args.device == "cpu" and compiled_cpu_enabled():
+        if not args.no_warm_up_timing:
+            first, later = warm_up_in_new_processes(torch.get_num_threads())
+            print(f"warm_up_adder('cpu'): first process on an empty compile cache {first:.1f} s, "
+                  f"later process {later:.1f} s")
+        print(f"warm_up_adder('cpu') in this process: {warm_up_seconds():.1f} s")
     print_header(args, repeat)
-    for name, batch, channels, size in SHAPES:
+    shapes = {"all": SHAPES, "cifar": SHAPES[:3], "none": ()}[args.shapes]
+    for name, batch, channels, size in shapes:
         if args.device == "cpu":
             results, unfold_batch = run_shape_cpu(
                 batch, channels, size, repeat, args.p, args.cpu_unfold_gb
@@ -195,6 +279,8 @@ def main():
             torch.cuda.empty_cache()
         print_row(name, batch, unfold_batch, results)
     print(TARGETS)
+    if args.shape_sweep and args.device == "cpu" and compiled_cpu_enabled():
+        shape_sweep(args.shape_sweep)
 
 
 def print_header(args, repeat):
@@ -202,7 +288,7 @@ def print_header(args, repeat):
         device, dtype = torch.cuda.get_device_name(), "bf16 channels-last (unfold: bf16 NCHW)"
         memory = "cuda max_memory_allocated rise"
     else:
-        path = "compiled (torch.compile)" if args.compile else "eager"
+        path = "compiled (torch.compile, default)" if compiled_cpu_enabled() else "eager"
         device, dtype = f"cpu, {torch.get_num_threads()} threads, adder {path}", "float32 NCHW"
         memory = "torch CPU allocator peak (profiler)"
     print(f"adder benchmark: {device}, torch {torch.__version__}, {dtype}, p = {args.p}, "
@@ -225,6 +311,10 @@ def print_row(name, batch, unfold_batch, results):
     if unfold_batch != batch:
         print(f"  * unfold run at batch {unfold_batch} (--cpu-unfold-gb), time and memory "
               f"scaled by {batch // unfold_batch}")  # fmt: skip
+    if "eager" in results:
+        te = results["eager"][0]
+        print(f"  eager adder kernel: {te:.1f} ms = {te / tc:.2f}x conv; the default "
+              f"(compiled) adder is {te / ta:.2f}x faster")
 
 
 if __name__ == "__main__":

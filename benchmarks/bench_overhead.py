@@ -90,14 +90,17 @@ class _Clock:
 
 def run(trials: int, sampler: str, runs_dir: Path) -> None:
     clock = _Clock()
+    originals = study_module.make_sampler, inprocess.live_updates
     trial_module.evaluate, trial_module.build_model = _instant_evaluate, _instant_build
-    study_module.make_sampler = clock.timed_sampler(study_module.make_sampler)
-    inprocess.live_updates = clock.live_updates(inprocess.live_updates)
-    inprocess.run_worker.__globals__["run_trial"] = trial_module.run_trial
+    study_module.make_sampler = clock.timed_sampler(originals[0])
+    inprocess.live_updates = clock.live_updates(originals[1])
     config = SearchConfig(study=f"overhead-{sampler}-{trials}", trials=trials, epochs=1, device="cpu",
                           runs_dir=runs_dir, sampler=sampler, threads=1)
     started = time.perf_counter()
-    run_search(config, show_progress=False)
+    try:
+        run_search(config, show_progress=False)
+    finally:
+        study_module.make_sampler, inprocess.live_updates = originals
     search_s = time.perf_counter() - started
     window = min(100, len(clock.marks) - 1)
     first, first_sampler = clock.window(0, window)
@@ -121,7 +124,6 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         for trials in args.trials:
-            # Each size in a fresh process would be cleaner; one process keeps the patches simple.
             run(trials, args.sampler, args.runs_dir or Path(scratch))
 
 

@@ -1,7 +1,7 @@
-"""Samplers by hypervolume: gibbs (seed 003) against tpe, nsga2 and random on digits.
+"""Samplers by hypervolume: gibbs (Chee and Loustau) against tpe, nsga2 and random on digits.
 
 Each sampler runs the same short (accuracy, mults) search under several seeds through the
-public driver (``optinas.strategies.study.run_search``); a seed fixes the data split and the
+public driver (``optinas.strategies.search.run_search``); a seed fixes the data split and the
 sampler's draws, so sampler i and j at seed s see the same data. Every run is scored by the
 hypervolume of its trained trials against ONE reference point shared by all runs
 (accuracy 0, and the largest multiplication count any run measured; see

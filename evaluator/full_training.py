@@ -37,7 +37,7 @@ from .failures import DivergenceWatch
 from .fidelity import Fidelity
 from .loader import batch_crop, batch_flip_lr, draw_augmentation, to_device
 from .tasks import Task
-from .train import CROP_SHIFT, _make_optimizer, _score
+from .train import CROP_SHIFT, make_optimizer, score_split
 
 __all__ = ["TrainingPlan", "EpochRecord", "FullTraining", "schedule_factor", "DECAYS"]
 
@@ -65,7 +65,7 @@ class TrainingPlan:
     """How long and how: the full-training recipe (validated by the caller's flags)."""
 
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 0.05
     warmup_epochs: float = 1.0
     decay: str = "cosine"
@@ -143,7 +143,7 @@ class FullTraining:
         self.steps_per_epoch = task.num_train // self.batch_size  # ragged last batch dropped
         self.total_steps = plan.epochs * self.steps_per_epoch
         warmup = round(plan.warmup_epochs * self.steps_per_epoch)
-        self.optimizer = _make_optimizer(self.model, plan.fidelity())
+        self.optimizer = make_optimizer(self.model, plan.fidelity())
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: schedule_factor(
                 min(step, self.total_steps - 1), warmup, self.total_steps, plan.decay))
@@ -253,6 +253,6 @@ class FullTraining:
         """Accuracy and cross-entropy on ``"val"`` or ``"test"``, in the inference state."""
         for recipe in self.recipes:
             recipe.for_inference(self.model)
-        return _score(self.model, self.data, split, torch.contiguous_format, self.autocast,
+        return score_split(self.model, self.data, split, torch.contiguous_format, self.autocast,
                       max(self.epochs_done - 1, 0),
                       self.plan.epochs)

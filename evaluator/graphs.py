@@ -15,8 +15,11 @@ capture needs, and how this module provides it:
   such as LSQ's activation step), as the PyTorch CUDA-graph notes prescribe; these warm-up
   steps are real training steps on real batches.
 
-If capture fails anyway (an op that synchronises), the step falls back to eager execution
-for the rest of the run: a slower trial is better than a failed one.
+If capture fails anyway (an op that synchronises, an op or library that cannot be
+captured; any error but running out of memory), the step logs one warning and runs eagerly
+for the rest of that trial; the next trial tries to capture again. Nothing of the failed
+capture ran (a capture records kernels, it does not execute them), so the eager steps
+continue from the warm-up's state: a slower trial is better than a failed one.
 """
 
 from __future__ import annotations
@@ -128,9 +131,11 @@ class GraphedStep:
                 self._capture(inputs, targets)
             except torch.cuda.OutOfMemoryError:
                 raise  # the evaluator fails the trial and frees the memory
-            except RuntimeError as error:
+            except Exception as error:  # noqa: BLE001 - whatever broke the capture, not the step
+                text = str(error).strip()
+                reason = type(error).__name__ + (f": {text.splitlines()[0]}" if text else "")
                 _LOG.warning("CUDA graph capture failed (%s); training this candidate eagerly",
-                             str(error).splitlines()[0] if str(error) else type(error).__name__)
+                             reason)
                 self.failed, self.graph = True, None
                 self.optimizer.zero_grad(set_to_none=True)
                 return self._eager(inputs, targets)

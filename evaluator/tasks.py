@@ -12,7 +12,7 @@ models) and compute the normalisation statistics from the training split alone.
 | digits | here | scikit-learn's bundled 8x8 digits |
 | cifar10, cifar100, mnist, fashion-mnist | ``vision_sets.py`` | torchvision's on-disk formats under ``data_dir`` |
 | a path | ``image_folder.py`` | class-per-subfolder images (``train/`` and ``test/``), or a ``.tar.gz`` |
-| unit-ball, two-balls, xy-sign, regression | ``synthetic.py`` | seed 000 section 5.3 toys; seed 004 regression pairs |
+| unit-ball, two-balls, xy-sign, regression | ``synthetic.py`` | AdderNet section 5.3 toys; Li et al. regression pairs |
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from optinas.search_space.errors import DataError
 
@@ -136,6 +135,9 @@ def stratified_split(
     Returns:
         Sorted index arrays ``(train, val, test)``.
     """
+
+    # scikit-learn takes seconds to import; only stratified splits need it, so it loads here.
+    from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
     stratify = labels if labels.ndim == 1 and labels.dtype.kind in "iu" else None

@@ -54,7 +54,7 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return (total_steps - step) / (total_steps - warmup_steps)
 
 
-def _make_optimizer(
+def make_optimizer(
     model: nn.Module, fidelity: Fidelity, lr: float | torch.Tensor | None = None
 ) -> torch.optim.SGD:
     """Nesterov SGD; ``lr`` a CUDA tensor gives the fused, graph-capturable variant."""
@@ -199,10 +199,10 @@ def _train_and_score(
                else nn.CrossEntropyLoss(label_smoothing=fidelity.label_smoothing))
     if graph_eligible(device, fidelity.cuda_graphs, recipes):
         lr_tensor = torch.full((), fidelity.lr, dtype=torch.float32, device=device)
-        step_fn = GraphedStep(model, _make_optimizer(model, fidelity, lr_tensor), lr_tensor,
+        step_fn = GraphedStep(model, make_optimizer(model, fidelity, lr_tensor), lr_tensor,
                               loss_fn, torch.bfloat16)
     else:
-        step_fn = EagerStep(model, _make_optimizer(model, fidelity), loss_fn, autocast, recipes)
+        step_fn = EagerStep(model, make_optimizer(model, fidelity), loss_fn, autocast, recipes)
     watch = DivergenceWatch(device, fidelity.epochs, steps_per_epoch, check_every_step=not is_cuda)
     val_accuracy = val_loss = train_loss = float("nan")
 
@@ -211,7 +211,7 @@ def _train_and_score(
         # for the final test pass alike.
         for recipe in recipes:
             recipe.for_inference(model)
-        return _score(model, data, split, memory_format, autocast, epoch, fidelity.epochs,
+        return score_split(model, data, split, memory_format, autocast, epoch, fidelity.epochs,
                       regression)
 
     for epoch in range(fidelity.epochs):
@@ -250,7 +250,7 @@ def _train_and_score(
     )
 
 
-def _score(
+def score_split(
     model: nn.Module, data: DeviceData, split: str, memory_format: torch.memory_format,
     autocast: torch.autocast, epoch: int, epochs: int, regression: bool = False,
 ) -> tuple[float | None, float]:

@@ -3,10 +3,10 @@
 Both take the network at its inference state (eval mode, adder layers at p = 1) in the
 plain-op forms of ``deploy_layers``, with a dynamic batch dimension, and are checked before
 they are returned: the serialized bytes are loaded back (``torch.export.load``, or an
-onnxruntime session) and run at batch 1 and 3 against the in-package model, relative error
-at most ``TOLERANCE`` (max |exported - model| / max |model|). They return bytes, so that the
-caller writes the file atomically. The ``py`` format (one standalone source file) is
-``optinas.search_space.export``.
+onnxruntime session) and run at batch 1 against the in-package model and at batch 3 against
+the traced network, relative error (max |exported - model| / max |model|) at most
+``CHECK_TOLERANCE``. They return bytes, so that the caller writes the file atomically.
+The ``py`` format (one standalone source file) is ``optinas.search_space.export``.
 
 ONNX needs the ``export`` extra (onnx and onnxscript for torch's exporter, onnxruntime for
 the check); ``pt2`` needs only torch.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -28,14 +28,25 @@ from .errors import ConfigError
 from .genotype import Genotype
 
 __all__ = [
-    "FORMATS", "TOLERANCE", "require_export_extra", "export_program", "program_to_pt2",
-    "program_to_onnx", "export_pt2", "export_onnx", "relative_error",
+    "CHECK_TOLERANCE",
+    "FORMATS",
+    "export_onnx",
+    "export_program",
+    "export_pt2",
+    "program_to_onnx",
+    "program_to_pt2",
+    "relative_error",
+    "require_export_extra",
 ]
 
 #: Deployable formats this module writes (``py`` lives in ``export``).
 FORMATS = ("onnx", "pt2")
-#: Largest relative error (max |a - b| / max |b|) an export may show against the model.
-TOLERANCE = 1e-4
+#: Largest relative error (max |a - b| / max |b|) the built-in check lets through. It catches
+#: a wrong graph (errors of order 1), not rounding: sign and round turn float32 differences
+#: of summation order into steps, and on tiny maps after BatchNorm these reached 8e-4 (60
+#: random genotypes on 4x4 to 8x6 images). tests/search_space/test_export_formats.py holds
+#: the exports of real networks to 1e-4.
+CHECK_TOLERANCE = 1e-2
 _EXTRA = ("onnx", "onnxscript", "onnxruntime")
 _CHECK_BATCHES = (1, 3)  # neither is the traced example batch (2): the dynamic dimension is used
 
@@ -90,7 +101,14 @@ def program_to_onnx(program: torch.export.ExportedProgram) -> bytes:
     with contextlib.redirect_stdout(io.StringIO()):
         onnx_program = torch.onnx.export(program, dynamo=True, input_names=["images"],
                                          output_names=["logits"], verbose=False)
-    return onnx_program.model_proto.SerializeToString()
+    proto = onnx_program.model_proto
+    # The exporter names the batch after its internal symbol ("s77"); readers expect a word.
+    symbol = proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    for value in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if symbol and dim.dim_param == symbol:
+                dim.dim_param = "batch"
+    return proto.SerializeToString()
 
 
 def export_pt2(genotype: Genotype, state_dict: Mapping[str, torch.Tensor] | None = None) -> bytes:
@@ -147,7 +165,8 @@ def _model(genotype, state_dict):
 
 
 def _onnx_runner(data: bytes) -> Callable[[torch.Tensor], torch.Tensor]:
-    import onnxruntime  # the export extra's, checked by require_export_extra
+    # Lazy: onnxruntime is an optional (export extra) and heavy import; pt2 never needs it.
+    import onnxruntime
 
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -166,6 +185,6 @@ def _check(model, network, run, input_shape, form):
     for batch, reference in zip(_CHECK_BATCHES, (model, network)):
         x = torch.randn((batch, *input_shape), generator=generator)
         error = relative_error(run(x), reference(x))
-        if not error <= TOLERANCE:
+        if not error <= CHECK_TOLERANCE:
             raise RuntimeError(f"the {form} export differs from the model at batch {batch}: "
-                               f"relative error {error:.2e} > {TOLERANCE:g}")
+                               f"relative error {error:.2e} > {CHECK_TOLERANCE:g}")

@@ -39,11 +39,13 @@ __all__ = ["AdderInference", "BinaryInference", "QuantInference", "inference_net
 
 
 class AdderInference(nn.Module):
-    """Y = -sum_k |X_l[k] - F[o, k]| (AdderNet eq. 2) from standard ops, plus a bias if given.
+    """Y = -sum_k |X_l[k] - F[o, k]| (AdderNet eq. 2) from standard ops.
 
     The conv form gathers each receptive field with a grouped convolution whose kernels are
     one-hot (channel c, tap i, j -> row c * kh * kw + i * kw + j, the order of F's flattened
-    rows), so zero padding contributes |F| as in eq. 20. The linear form is the 1x1 case.
+    rows), so zero padding contributes |F| as in eq. 20. The linear form (``linear=True``)
+    is b_o - sum_i |x_i - W_oi| with the layer's bias b. Memory: the (N, O, K, Ho, Wo)
+    difference tensor, 9.4 MB per image in ResNet-20's first stage (16 x 144 x 32 x 32).
     """
 
     def __init__(self, weight, stride, padding, bias=None, linear=False):
@@ -53,7 +55,7 @@ class AdderInference(nn.Module):
         self.gather = not linear and (kh, kw) != (1, 1)
         self.register_buffer("filters", weight.detach().reshape(out_channels, -1, 1, 1).clone())
         if self.gather:
-            taps = torch.eye(kh * kw, dtype=weight.dtype).reshape(kh * kw, 1, kh, kw)
+            taps = torch.eye(kh * kw, dtype=weight.dtype, device=weight.device).reshape(kh * kw, 1, kh, kw)
             self.register_buffer("taps", taps.repeat(in_channels, 1, 1, 1))
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
 
@@ -64,7 +66,7 @@ class AdderInference(nn.Module):
         if self.gather:
             x = F.conv2d(x, self.taps, None, self.stride, self.padding, groups=x.shape[1])
         elif self.stride > 1:
-            x = x[:, :, :: self.stride, :: self.stride]
+            x = x[..., :: self.stride, :: self.stride]  # no slice of the (dynamic) batch axis
         # (N, 1, K, Ho, Wo) - (O, K, 1, 1) -> (N, O, K, Ho, Wo), summed over K.
         return (x.unsqueeze(1) - self.filters).abs().sum(2).neg()
 
@@ -131,8 +133,8 @@ class QuantInference(nn.Module):
         self.grid = None
         self.register_buffer("act_step", None)
         if layer.a_bits < 32:
-            signed, _ = layer._act_cache  # the grid eval mode uses (see quant._quant_input)
-            self.grid = _quant_grid(layer.a_bits, signed)
+            # The grid eval mode uses: set by the first training batch, signed before it.
+            self.grid = _quant_grid(layer.a_bits, bool(layer.act_signed))
             self.act_step = layer.act_step.detach().clone()
 
     def forward(self, x):
@@ -161,7 +163,7 @@ def _inference_form(module):
             return AdderInference(module.weight, 1, 0, module.bias, linear=True)
         return AdderInference(module.weight, module.stride, module.padding)
     if isinstance(module, (BinaryConv2d, BinaryLinear)):
-        if module.has_uninitialized_params():
+        if any(nn.parameter.is_lazy(parameter) for parameter in module.parameters()):
             raise ConfigError("a binary rank1 layer has unsized scales: build the model with "
                               "optinas.search_space.build_model or load its weights first")
         return BinaryInference(module)

@@ -7,7 +7,10 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["OptinasError", "GenotypeError", "ConfigError", "DataError"]
+__all__ = ["OptinasError", "GenotypeError", "ConfigError", "DataError", "shown", "SHOWN_CHARS"]
+
+#: Longest echo of a user value in a message; a 10 MB string in a genotype stays a short line.
+SHOWN_CHARS = 80
 
 
 class OptinasError(Exception):
@@ -24,3 +27,17 @@ class ConfigError(OptinasError, ValueError):
 
 class DataError(OptinasError):
     """A task or data path cannot be loaded."""
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for an error message, clipped to about ``limit`` characters.
+
+    The middle goes (``'xxxx...xxxx' (10000000 characters)``), so both ends of a long path or
+    name stay visible; newlines and other control characters are escaped by ``repr``.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    keep = max(8, limit - 8) // 2
+    size = f" ({len(value):,} characters)" if isinstance(value, (str, bytes)) else ""
+    return f"{text[:keep]}...{text[-keep:]}{size}"

@@ -6,7 +6,8 @@ a Python literal, ``build_model()`` that loads ``weights.pt`` beside the file wh
 and a ``__main__`` that runs one forward pass on a random batch.
 
 Only registry names (checked against ``[a-z][a-z0-9_]*``) and our own class names become
-identifiers; every value from the genotype enters the file as a ``repr`` literal.
+identifiers; every value from the genotype enters the file as a ``repr`` literal, and text in
+the docstring (the title, the file name a user chose) is escaped so that it cannot end it.
 """
 
 from __future__ import annotations
@@ -95,14 +96,26 @@ def _kinds_literal(genotype: Genotype) -> str:
     return f"KINDS = {{'layers': {{{layers}}}, 'blocks': {{{blocks}}}}}\n"
 
 
+def _docstring_text(text: str) -> str:
+    """``text`` as it can stand inside a triple-quoted docstring without ending or breaking it.
+
+    Every backslash and double quote is escaped (so no ``\"\"\"`` can close the docstring and
+    no escape sequence can fail to parse); line breaks and other unprintable characters become
+    spaces, so the text stays on its line.
+    """
+    text = "".join(char if char.isprintable() else " " for char in str(text))
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def export_source(genotype: Genotype, filename: str = "model.py", title: str | None = None) -> str:
     """Standalone Python source that rebuilds ``genotype`` with the in-package parameter names."""
     objects, preludes = _objects_for(genotype)
     channels, height, width = genotype.input.shape
-    module = filename.rsplit("/", 1)[-1].removesuffix(".py")
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    module = name.removesuffix(".py")
     parts = [_HEADER.format(
-        title=title or "An architecture found by optinas.", hash=genotype.hash,
-        filename=filename.rsplit("/", 1)[-1], module=module if module.isidentifier() else "model",
+        title=_docstring_text(title or "An architecture found by optinas."), hash=genotype.hash,
+        filename=_docstring_text(name), module=module if module.isidentifier() else "model",
     )]
     parts += ["\n\n" + _source(obj) for obj in objects]
     # Preludes go after the objects they alias (e.g. a pure-torch path for a fused kernel).

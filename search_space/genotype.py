@@ -17,8 +17,23 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import GenotypeError
-from .genotype_specs import (BODIES, BOTTLENECK_EXPANSION, DOWNSAMPLES, SHORTCUTS, STEM_POOLS, BlockOverride,
-                             BlockSpec, Coefficient, HeadSpec, InputSpec, LayerSpec, StageSpec, StemSpec, to_plain)
+from .genotype_specs import (
+    BODIES,
+    BOTTLENECK_EXPANSION,
+    DOWNSAMPLES,
+    SHORTCUTS,
+    STEM_POOLS,
+    BlockOverride,
+    BlockSpec,
+    Coefficient,
+    HeadSpec,
+    InputSpec,
+    LayerSpec,
+    StageSpec,
+    StemSpec,
+    to_plain,
+)
+from .json_limits import load_bounded_json
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -105,11 +120,8 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise GenotypeError(f"genotype: not valid JSON ({error.msg} at line {error.lineno})") from None
-        return cls.from_dict(data)
+        """Parse JSON text; size, depth, digits and string lengths are bounded (``json_limits``)."""
+        return cls.from_dict(load_bounded_json(text))
 
     @property
     def hash(self) -> str:

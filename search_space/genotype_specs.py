@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-from .errors import GenotypeError
+from .errors import GenotypeError, shown
 from .registry import block_pattern, normalise_layer_options
 
 __all__ = [
@@ -110,7 +110,10 @@ class Coefficient:
     init: str = "value"
 
     def __post_init__(self) -> None:
-        where = f"coefficient {self.name!r}"
+        if not isinstance(self.name, str):  # it becomes a dict key and a parameter name
+            raise GenotypeError(f"coefficient: name must be a string, got {type(self.name).__name__} "
+                                f"{shown(self.name)}")
+        where = f"coefficient {shown(self.name)}"
         _check_finite(where, "value", self.value)
         _check_choice(where, "mode", self.mode, COEFFICIENT_MODES)
         _check_choice(where, "init", self.init, COEFFICIENT_INITS)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import GenotypeError
+from .errors import GenotypeError, shown
 from .genotype import Genotype
+from .json_limits import MAX_JSON_CHARS
 from .presets import PRESETS, VARIANT_SUFFIXES, preset
 
 __all__ = ["load_genotype"]
@@ -23,18 +24,26 @@ def load_genotype(path: str | Path) -> Genotype:
     if not path.exists():
         names = [name for name in PRESETS if not name.endswith(VARIANT_SUFFIXES)]
         raise GenotypeError(
-            f"genotype file {str(path)!r} does not exist and is not a preset name "
+            f"genotype file {shown(str(path))} does not exist and is not a preset name "
             f"({', '.join(names)}, and resnetN{'/'.join(VARIANT_SUFFIXES)})"
         )
     if path.is_dir():
         candidate = path / "genotype.json"
         if not candidate.exists():
-            raise GenotypeError(f"{str(path)!r} is a folder without a genotype.json")
+            raise GenotypeError(f"{shown(str(path))} is a folder without a genotype.json")
         path = candidate
+    if not path.is_file():
+        raise GenotypeError(f"genotype file {shown(str(path))} is not a regular file")
+    if path.stat().st_size > MAX_JSON_CHARS:  # refused before it is read into memory
+        raise GenotypeError(f"genotype file {shown(str(path))} has {path.stat().st_size:,} bytes; a genotype "
+                            f"is at most {MAX_JSON_CHARS:,}")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise GenotypeError(f"cannot read genotype file {str(path)!r}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise GenotypeError(f"genotype file {shown(str(path))} is not UTF-8 text ({error.reason} at byte "
+                            f"{error.start})") from None
+    except OSError as error:
+        raise GenotypeError(f"cannot read genotype file {shown(str(path))}: {error.strerror or error}") from None
     try:
         return Genotype.from_json(text)
     except GenotypeError as error:

@@ -37,7 +37,7 @@ def make_layer(kinds, layer, in_channels, out_channels, kernel_size, stride):
 
 
 class WeightedSum(nn.Module):
-    """sum_i c_i * x_i: how a block combines T(x) with its history (seed 004, eqs. 16-20).
+    """sum_i c_i * x_i: how a block combines T(x) with its history (Li et al., eqs. 16-20).
 
     Fixed coefficients stay Python floats (1 and -1 cost no multiplication); learnable ones
     are entries of the parameter vector ``learned``, initialised to their given values.
@@ -113,7 +113,7 @@ class BottleneckBody(nn.Module):
 
 
 class SingleLayerBody(nn.Module):
-    """T = BN(layer(x)): one layer per block, the W x of the plain network (seed 004, eq. 7) and VGG."""
+    """T = BN(layer(x)): one layer per block, the W x of the plain network (Li et al., eq. 7) and VGG."""
 
     def __init__(self, in_channels, out_channels, stride, kernel_size, layer, kinds):
         super().__init__()
@@ -193,7 +193,7 @@ class Stage(nn.Module):
 
     The history is the list of feature maps a pattern needs (x_k for gd; x_{k-1}, x_k for hb;
     all x_j for dense patterns). It starts as [x_0] at every stage, so each stage restarts
-    its optimizer-inspired recursion (seed 004, "Block Based Structure").
+    its optimizer-inspired recursion (Li et al., "Block Based Structure").
     """
 
     def __init__(self, in_channels, stage, kinds):

@@ -16,12 +16,15 @@ from typing import Any
 from .errors import ConfigError
 from .genotype_specs import InputSpec
 
-__all__ = ["PACKAGED_SPACES", "DEFAULT_SPACE", "default_space_for", "space_source", "space_label"]
+__all__ = ["PACKAGED_SPACES", "DEFAULT_SPACE", "SPACE_INPUTS", "default_space_for", "space_source", "space_label"]
 
 #: Names of the packaged spaces, the default first.
 PACKAGED_SPACES: tuple[str, ...] = ("digits", "cifar", "imagenet")
 #: The space used when neither a space nor a CIFAR- or ImageNet-shaped task says otherwise.
 DEFAULT_SPACE = "digits"
+#: The input each packaged space is sized for, when no task says otherwise (``optinas space``).
+SPACE_INPUTS = {"digits": InputSpec(1, 8, 8, 10), "cifar": InputSpec(3, 32, 32, 10),
+                "imagenet": InputSpec(3, 224, 224, 1000)}
 _IMAGENET_MIN_SIDE = 64  # 3-channel images this large get ImageNet's strided stem and max-pool
 
 
@@ -64,6 +67,9 @@ def space_source(source: Any) -> tuple[str, str]:
         text = resources.files("optinas.search_space").joinpath("spaces", f"{name}.toml")
         return name, text.read_text(encoding="utf-8")
     path = Path(source)
+    if path.is_dir():
+        raise ConfigError(f"search space {str(source)!r} is a folder; give a TOML file or a packaged space "
+                          f"({', '.join(PACKAGED_SPACES)})")
     if not path.is_file():
         raise ConfigError(f"search space {str(source)!r} is neither a packaged space "
                           f"({', '.join(PACKAGED_SPACES)}) nor an existing file")

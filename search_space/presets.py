@@ -1,4 +1,4 @@
-"""Named genotypes: the seed papers' networks, as baselines and as starting points.
+"""Named genotypes: the source papers' networks, as baselines and as starting points.
 
 ``preset(name, input_spec=None)`` returns the genotype; ``input_spec`` adapts it to a task's
 images and classes (a search enqueues the presets this way, so the baselines land on every
@@ -7,23 +7,23 @@ ImageNet (3x224x224, 1000 classes).
 
 | name | source | shape |
 |---|---|---|
-| resnet20/32/56 | He et al. 2016 (CIFAR), seed 000 Table 2 | hb b1=1 b2=0, 3 stages of n basic blocks, 16/32/64, option-A 'pad' shortcuts |
-| resnetN-adder/-binary/-quant4 | seed 000 Table 2 (BNN, AdderNet; 4-bit quantised, seeds 001/002) | the same with every stage layer adder / binary / 4-bit quant; stem and classifier float |
-| vgg-small | seed 000 Table 2 (LQ-Nets' VGG-small) | 6 float convs 128-128-pool-256-256-pool-512-512 |
-| hb-net20 | seed 004 section 6.1 | resnet20 with b2 = -1: x_{k+1} = T(x_k) + x_k - x_{k-1} |
-| agd-net | seed 004 section 6.2 / Table 4 (k = 12, L = 40) | agd_dense, 3 stages x 12 one-layer blocks |
-| dmrnet20 | seed 004 Table 3 (DMRNet) | admm a = c = 1/2, 3 x 3 blocks, 16/32/64 |
-| resnet18/50 | He et al. 2016 (ImageNet), seed 000 Table 3 | 7x7/2 stem + max-pool; basic / bottleneck bodies |
+| resnet20/32/56 | He et al. 2016 (CIFAR), AdderNet Table 2 | hb b1=1 b2=0, 3 stages of n basic blocks, 16/32/64, option-A 'pad' shortcuts |
+| resnetN-adder/-binary/-quant4 | AdderNet Table 2 (BNN, AdderNet; 4-bit quantised, Ding et al. and the weight-quantization appendix) | the same with every stage layer adder / binary / 4-bit quant; stem and classifier float |
+| vgg-small | AdderNet Table 2 (LQ-Nets' VGG-small) | 6 float convs 128-128-pool-256-256-pool-512-512 |
+| hb-net20 | Li et al. section 6.1 | resnet20 with b2 = -1: x_{k+1} = T(x_k) + x_k - x_{k-1} |
+| agd-net | Li et al. section 6.2 / Table 4 (k = 12, L = 40) | agd_dense, 3 stages x 12 one-layer blocks |
+| dmrnet20 | Li et al. Table 3 (DMRNet) | admm a = c = 1/2, 3 x 3 blocks, 16/32/64 |
+| resnet18/50 | He et al. 2016 (ImageNet), AdderNet Table 3 | 7x7/2 stem + max-pool; basic / bottleneck bodies |
 
 Approximations (the genotype's head is global average pooling + one classifier layer):
 - vgg-small flattens its last 512x4x4 map into the classifier in LQ-Nets; here the head
   averages the 512x8x8 map (the last max-pool is dropped), so the classifier has 5,130 instead
   of 81,930 parameters; max-pools follow the ReLU of the layer before (conv-BN-ReLU-pool).
-  The counted layers (seed 000 leaves out the first and the last) are unchanged.
+  The counted layers (AdderNet leaves out the first and the last) are unchanged.
 - agd-net sums maps, so a stage cannot grow by k channels per layer as DenseNet-40 does; its
   stages keep 24/48/96 channels (2k, 4k, 8k), the transform T is layer-BN (not DenseNet's
   BN-ReLU-conv order), stride-2 first blocks replace the 1x1-conv + avg-pool transitions,
-  and every alpha is learnable from eq. 5's h (eq. 21 co-optimises them; the seed does not
+  and every alpha is learnable from eq. 5's h (eq. 21 co-optimises them; Li et al. do not
   say how they start).
 """
 
@@ -39,7 +39,7 @@ IMAGENET = InputSpec(3, 224, 224, 1000)
 
 # Layer kind of every stage layer in a variant; the stem and the classifier stay float
 # ("We follow the general setting in binary networks to set the first and last layers as
-# full-precision", seed 000, section 4.2).
+# full-precision", AdderNet, section 4.2).
 _VARIANTS = {
     "": ("conv", {}),
     "-adder": ("adder", {}),
@@ -108,15 +108,15 @@ PRESETS: tuple[str, ...] = tuple(_BUILDERS)
 PRESET_SUMMARIES = {
     **{f"resnet{depth}": f"ResNet-{depth} for CIFAR (He et al.): hb b1=1 b2=0, option-A shortcuts"
        for depth in (20, 32, 56)},
-    **{f"resnet{depth}-adder": f"ResNet-{depth} with adder layers (AdderNet, seed 000)" for depth in (20, 32, 56)},
-    **{f"resnet{depth}-binary": f"ResNet-{depth} with binary layers (BNN row of seed 000)" for depth in (20, 32, 56)},
+    **{f"resnet{depth}-adder": f"ResNet-{depth} with adder layers (AdderNet)" for depth in (20, 32, 56)},
+    **{f"resnet{depth}-binary": f"ResNet-{depth} with binary layers (BNN row of AdderNet's Table 2)" for depth in (20, 32, 56)},
     **{f"resnet{depth}-quant4": f"ResNet-{depth} with 4-bit quantised weights" for depth in (20, 32, 56)},
-    "vgg-small": "VGG-small (LQ-Nets; seed 000 Table 2), average-pooled head",
-    "hb-net20": "HB-Net (seed 004, 6.1): ResNet-20 with x_{k+1} = T(x_k) + x_k - x_{k-1}",
-    "agd-net": "AGD-Net (seed 004, 6.2, eq. 21), k = 12, L = 40 shape with summed maps",
-    "dmrnet20": "DMRNet (seed 004, Table 3): admm with a = c = 1/2, 3 stages of 3 blocks",
-    "resnet18": "ResNet-18 for ImageNet at 224x224 (seed 000 Table 3)",
-    "resnet50": "ResNet-50 for ImageNet at 224x224, bottleneck blocks (seed 000 Table 3)",
+    "vgg-small": "VGG-small (LQ-Nets; AdderNet Table 2), average-pooled head",
+    "hb-net20": "HB-Net (Li et al., 6.1): ResNet-20 with x_{k+1} = T(x_k) + x_k - x_{k-1}",
+    "agd-net": "AGD-Net (Li et al., 6.2, eq. 21), k = 12, L = 40 shape with summed maps",
+    "dmrnet20": "DMRNet (Li et al., Table 3): admm with a = c = 1/2, 3 stages of 3 blocks",
+    "resnet18": "ResNet-18 for ImageNet at 224x224 (AdderNet Table 3)",
+    "resnet50": "ResNet-50 for ImageNet at 224x224, bottleneck blocks (AdderNet Table 3)",
 }
 
 

@@ -167,7 +167,7 @@ def register_pattern(pattern: BlockPattern) -> BlockPattern:
 
 def _check_new(name: str, table: dict[str, Any], what: str) -> None:
     # Names end up as dict keys in generated code, so they must be plain identifiers.
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):  # fullmatch: "$" lets "name\n" in
         raise ValueError(f"{what} name must match {_NAME.pattern}, got {name!r}")
     if name in table:
         raise ValueError(f"{what} {name!r} is already registered")

@@ -21,8 +21,17 @@ from math import prod
 from typing import Any, Mapping, Sequence
 
 from .errors import ConfigError
-from .genotype import (BlockOverride, BlockSpec, Coefficient, Genotype, HeadSpec, InputSpec, LayerSpec,
-                       StageSpec, StemSpec)
+from .genotype import (
+    BlockOverride,
+    BlockSpec,
+    Coefficient,
+    Genotype,
+    HeadSpec,
+    InputSpec,
+    LayerSpec,
+    StageSpec,
+    StemSpec,
+)
 from .packaged_spaces import space_label
 from .registry import layer_kind
 from .space_choices import COEFFICIENT_MODES, STAGE_KEYS, RandomTrial, TrialLike, default_coefficients, pick
@@ -70,7 +79,7 @@ class SearchSpace:
     strides: tuple[int, ...] = (1, 2, 2)
     stem_widths: tuple[int, ...] = (8, 16)
     depths: tuple[int, int] = (1, 2)
-    widths: tuple[int, ...] = (8, 16, 24)
+    widths: tuple[int, ...] = (8, 16)
     patterns: tuple[str, ...] = ("gd", "hb", "agd", "agd_dense", "agd2", "admm")
     kernel_sizes: tuple[int, ...] = (3,)
     coefficient_choices: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)
@@ -89,7 +98,9 @@ class SearchSpace:
     per_stage: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        coefficients = {pattern: {name: dict(spec) for name, spec in entries.items()}
+        # Copies of the tables; anything that is not a table is left for check_space to name.
+        coefficients = {pattern: {name: dict(spec) if isinstance(spec, Mapping) else spec
+                                  for name, spec in entries.items()} if isinstance(entries, Mapping) else entries
                         for pattern, entries in self.coefficients.items()}
         for pattern, entries in self.coefficient_choices.items():
             for name, values in entries.items():

@@ -69,11 +69,12 @@ def _layer_answers(answers: dict[str, Any], prefix: str, layer: LayerSpec, ask_k
         answers[f"{prefix}.layer.{layer.kind}.{name}"] = value
 
 
-def genotype_answers(space: Any, genotype: Genotype) -> dict[str, Any]:
-    """For each question ``space.sample`` may ask, the answer that leads to ``genotype``."""
+def genotype_answers(genotype: Genotype) -> dict[str, Any]:
+    """For each question ``SearchSpace.sample`` may ask, the answer that leads to ``genotype``."""
     answers: dict[str, Any] = {"stem.width": genotype.stem.width, "stem.kernel_size": genotype.stem.kernel_size}
     _layer_answers(answers, "stem", genotype.stem.layer)
-    channels = genotype.stem.width
+    # A projection shortcut where a pad-only stage narrows is the space's fallback: the
+    # shortcut is then not asked (one choice), so the genotype's own value answers everywhere.
     for index, stage in enumerate(genotype.stages):
         prefix = f"stage{index}"
         answers.update({f"{prefix}.depth": stage.depth, f"{prefix}.width": stage.width,
@@ -86,23 +87,19 @@ def genotype_answers(space: Any, genotype: Genotype) -> dict[str, Any]:
             answers[f"{where}.mode"] = mode
             if mode in ("fixed", "learnable"):
                 answers[where] = coefficient.value
-        offered = space.stage_choices(index)["shortcuts"] if index < len(space.strides) else ()
-        if stage.shortcut == "projection" and stage.width < channels and "projection" not in offered:
-            answers[f"{prefix}.shortcut"] = "pad"  # the space falls back to projection where pad cannot shrink
         _layer_answers(answers, prefix, stage.layer)
         for block in range(stage.depth):
             own = stage.layer_of(block)
             answers[f"{prefix}.block{block}.layer"] = "stage" if own == stage.layer else own.kind
             if own != stage.layer:
                 _layer_answers(answers, f"{prefix}.block{block}", own, ask_kind=False)
-        channels = stage.width
     _layer_answers(answers, "head", genotype.head.layer)
     return answers
 
 
 def sampling_params(space: Any, genotype: Genotype) -> dict[str, Any] | None:
     """The parameters ``space.sample`` asks to produce ``genotype``; None where it cannot."""
-    trial = ReplayTrial(genotype_answers(space, genotype))
+    trial = ReplayTrial(genotype_answers(genotype))
     try:
         replayed = space.sample(trial)
     except (NotInSpace, GenotypeError):

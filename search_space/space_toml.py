@@ -12,7 +12,7 @@ import math
 import tomllib
 from typing import Any, Mapping
 
-from .errors import ConfigError, GenotypeError
+from .errors import ConfigError, GenotypeError, shown
 from .genotype_specs import BODIES, DOWNSAMPLES, SHORTCUTS, STEM_POOLS, Coefficient, LayerSpec
 from .packaged_spaces import space_source
 from .registry import block_patterns, layer_kinds
@@ -29,8 +29,20 @@ _SECTIONS = {
 }
 
 
+#: Most values one choice may list: enough for any sweep, and it keeps ``SearchSpace.size``
+#: (a loop over pairs of widths per stage) and the printed description small.
+MAX_CHOICES = 64
+
+
 def _fail(where: str, message: str) -> None:
     raise ConfigError(f"search space: {where} {message}")
+
+
+def _table(name: str, where: str, value: Any) -> Mapping:
+    """``value`` where the file must hold a table ([where] or where = { ... })."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name}: {where} must be a table ([{where}] with settings), got {shown(value)}")
+    return value
 
 
 def _load(source: Any) -> tuple[str, dict]:
@@ -61,16 +73,18 @@ def read_space_toml(source: Any = None) -> dict[str, Any]:
                     raise ConfigError(f"{name}: [{section}] has no setting {key!r}; allowed: {', '.join(STAGE_KEYS)}")
             per_stage[int(section[5:])] = dict(table)
         elif section == "layers":
-            arguments["layer_options"] = {kind: dict(options) for kind, options in table.items()}
+            arguments["layer_options"] = {kind: dict(_table(name, f"layers.{kind}", options))
+                                          for kind, options in table.items()}
         elif section == "coefficients":
             coefficients = default_coefficients()
-            coefficients.update({pattern: dict(entries) for pattern, entries in table.items()})
+            coefficients.update({pattern: dict(_table(name, f"coefficients.{pattern}", entries))
+                                 for pattern, entries in table.items()})
             arguments["coefficients"] = coefficients
         else:
             raise ConfigError(f"{name}: unknown table [{section}]; allowed: stem, stages, stageN, head, "
                               "layers, coefficients")
     if per_stage:
-        count = len(arguments.get("strides", (1, 2, 2)))
+        count = len(_tuple("stages strides", arguments.get("strides", (1, 2, 2)), int, 1, 2, unique=False))
         if max(per_stage) >= count:
             raise ConfigError(f"{name}: [stage{max(per_stage)}] names a stage beyond the {count} in "
                               "[stages] strides (stage0 is the first)")
@@ -84,7 +98,9 @@ def read_space_toml(source: Any = None) -> dict[str, Any]:
 def _tuple(where: str, value: Any, kind: type, low: float | None = None, high: float | None = None,
            unique: bool = True) -> tuple:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
-        _fail(where, f"must be a non-empty list, got {value!r}")
+        _fail(where, f"must be a non-empty list, got {shown(value)}")
+    if len(value) > MAX_CHOICES:
+        _fail(where, f"lists {len(value):,} values; at most {MAX_CHOICES} are allowed")
     for item in value:
         wrong_type = not isinstance(item, kind) or isinstance(item, bool)
         if kind is float:
@@ -143,7 +159,9 @@ def _check_coefficients(coefficients: Mapping) -> dict:
             _fail("coefficients", f"name unknown block pattern {pattern!r}; choose from {', '.join(sorted(patterns))}")
         defaults = dict(patterns[pattern].coefficients)
         result[pattern] = {}
-        for name, spec in dict(entries).items():
+        if not isinstance(entries, Mapping):
+            _fail(f"coefficients.{pattern}", f"must be a table of coefficients, got {shown(entries)}")
+        for name, spec in entries.items():
             where = f"coefficients.{pattern}.{name}"
             if name not in defaults:
                 _fail(where, f"is not a coefficient of {pattern!r}; it has: {', '.join(defaults) or 'none'}")
@@ -163,7 +181,9 @@ def _check_options(space) -> None:
     for kind, options in space.layer_options.items():
         if kind not in kinds:
             _fail("layers", f"names unknown layer kind {kind!r}; choose from {', '.join(sorted(kinds))}")
-        for option, values in dict(options).items():
+        if not isinstance(options, Mapping):
+            _fail(f"layers.{kind}", f"must be a table of options, got {shown(options)}")
+        for option, values in options.items():
             where = f"layers.{kind}.{option}"
             if not isinstance(values, (list, tuple)) or not values:
                 _fail(where, f"must be a non-empty list, got {values!r}")
@@ -180,8 +200,7 @@ def check_space(space) -> dict:
     Called by ``SearchSpace.__post_init__``; returns the checked coefficient table, with the
     pattern's default value filled in where a mode needs values and the table gives none.
     """
-    count = len(space.strides)
-    _tuple("stages strides", space.strides, int, 1, 2, unique=False)
+    count = len(_tuple("stages strides", space.strides, int, 1, 2, unique=False))
     if count > 16:
         _fail("stages strides", f"may list at most 16 stages, got {count}")
     _tuple("stem widths", space.stem_widths, int, 1, 4096)
@@ -241,11 +260,19 @@ def _choices(values) -> str:
     return "|".join(str(value) for value in values)
 
 
+def _count_text(count: int) -> str:
+    # Exact up to 30 digits; beyond, the power of ten (an exact count of thousands of digits
+    # is unreadable, and Python refuses to print integers of over 4,300 digits).
+    if count < 10**30:
+        return f"{count:,}"
+    return f"about 10^{int((count.bit_length() - 1) * 0.30103)}"
+
+
 def describe_space(space, source: str = "") -> str:
     """A few lines per part: what each choice can be, and the exact number of genotypes."""
     shape = "x".join(map(str, space.input.shape))
     lines = [f"search space{f' ({source})' if source else ''} for {shape} inputs, {space.input.classes} classes: "
-             f"{space.size():,} distinct genotypes",
+             f"{_count_text(space.size())} distinct genotypes",
              f"stem     width {_choices(space.stem_widths)}  kernel {_choices(space.stem_kernel_sizes)}  "
              f"layer {_choices(space.stem_layers)}  stride {space.stem_stride}  pool {space.stem_pool}"]
     for index, stride in enumerate(space.strides):

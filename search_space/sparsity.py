@@ -1,6 +1,6 @@
-"""Sparsity of trained weights, and seed 003's complexity term pen_XNOR (Theorem 3.2).
+"""Sparsity of trained weights, and the complexity term pen_XNOR (Chee and Loustau, Theorem 3.2).
 
-Seed 003 splits the weights of an XNOR-net into three groups with one prior each (eq. 13):
+Chee and Loustau split the weights of an XNOR-net into three groups with one prior each (eq. 13):
 real-valued weights w^real (sparsity prior of Theorem 3.1), binary weights w^bin in {-1, +1}
 (Rademacher prior) and positive scale factors w^scale (eq. 12, sparsity prior on R_+). The
 Kullback-Leibler term of its regret bound is then
@@ -17,17 +17,17 @@ evaluates the formula. How optinas' layer kinds map onto the three groups:
   they are exactly eq. 12's alpha, beta, gamma); its input BatchNorm affine and the linear
   form's bias are real-valued.
 - ``quant``: a network's function depends on the quantised weights, so their values (not
-  the latent ones) are measured. 1-bit linear weights are sign(v) s (seed 002's binary
-  networks), so they count as binary with the step s as their scale; any other bit width
-  counts as real-valued, as the seed only treats W = R and W = {-1, +1} (section 2.1: "the
-  intermediate case ... is not considered"). The step, codebook and activation steps are
-  real-valued parameters.
+  the latent ones) are measured. 1-bit linear weights are sign(v) s (the binary networks of
+  the weight-quantization appendix), so they count as binary with the step s as their scale;
+  any other bit width counts as real-valued, as Chee and Loustau only treat W = R and
+  W = {-1, +1} (section 2.1: "the intermediate case ... is not considered"). The step,
+  codebook and activation steps are real-valued parameters.
 - ``adder`` and ``conv``, BatchNorm, biases, heads: real-valued weights (an adder filter is
   a real vector in the l1 distance |x - w|, so its norms are those of Theorem 3.1).
 
 Buffers (BatchNorm running statistics) are not learned weights and are not counted. A
 weight counts in ||.||_0 when its magnitude exceeds ``zero_tolerance`` (0: exactly non-zero,
-the seed's l0).
+the paper's l0).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def _term(l0: float, l1: float, tau: float) -> float:
 
 
 def pen_xnor(stats: Mapping[str, float], tau: float) -> float:
-    """pen_XNOR of seed 003, Theorem 3.2, in nats.
+    """pen_XNOR of Chee and Loustau, Theorem 3.2, in nats.
 
     pen_XNOR(w) = ||w^real||_0 log(1 + ||w^real||_1 / (tau ||w^real||_0))
                 + ||w^scale||_0 log(1 + ||w^scale||_1 / (tau ||w^scale||_0)) + p_bin log 2.

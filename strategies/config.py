@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optinas.search_space.errors import ConfigError
+from optinas.search_space.errors import ConfigError, shown
+from optinas.search_space.packaged_spaces import space_source
 from optinas.strategies.budgets import Budget, parse_count  # Budget lives in budgets.py; re-exported here
 from optinas.strategies.objectives import DEFAULT_OBJECTIVES, parse_objectives
 from optinas.strategies.samplers import SAMPLERS
+from optinas.strategies.storage import check_storage_url
 
-__all__ = ["Budget", "SearchConfig", "parse_count", "SAMPLERS", "BACKENDS", "PRUNERS"]
+__all__ = ["Budget", "SearchConfig", "parse_count", "check_study_name", "SAMPLERS", "BACKENDS", "PRUNERS"]
 
 BACKENDS = ("optuna", "ray")
 PRUNERS = ("median", "hyperband", "none")
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # fullmatch: "$" would let "name\n" in
+
+
+def check_study_name(name: Any) -> None:
+    """A study name is also a folder name under runs/: plain characters only."""
+    if not isinstance(name, str) or not _STUDY_NAME.fullmatch(name):
+        raise ConfigError(f"--study must be 1-100 letters, digits, '.', '_' or '-' (starting with a letter "
+                          f"or digit), got {shown(name)}")
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,9 @@ class SearchConfig:
     gpus_per_trial: float = 0.0
 
     def __post_init__(self) -> None:
-        if not _STUDY_NAME.match(self.study):
-            raise ConfigError(
-                f"--study must be 1-100 letters, digits, '.', '_' or '-' (starting with a letter "
-                f"or digit), got {self.study!r}"
-            )
+        check_study_name(self.study)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"--seed must be an integer in 0..4294967295, got {shown(self.seed)}")
         if not 1 <= self.trials <= 1_000_000:
             raise ConfigError(f"--trials must be between 1 and 1000000, got {self.trials}")
         if not 1 <= self.epochs <= 10_000:
@@ -75,7 +83,12 @@ class SearchConfig:
             raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
         object.__setattr__(self, "objectives", tuple(o.name for o in parse_objectives(self.objectives)))
         if self.pruner not in PRUNERS:
-            raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}; got {self.pruner!r}")
+            raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}; got {shown(self.pruner)}")
+        if len(self.objectives) > 1 and self.pruner not in ("median", "none"):
+            # median is the default, so a multi-objective search given no --pruner is not refused.
+            raise ConfigError(f"--pruner {self.pruner} acts only in single-objective searches (it prunes on "
+                              f"accuracy alone) and this one has objectives {', '.join(self.objectives)}; "
+                              "drop --pruner or pass --objectives accuracy")
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
         if not 1 <= self.workers <= 256:
@@ -84,10 +97,11 @@ class SearchConfig:
             raise ConfigError(f"--width-multiplier must be in (0, 1], got {self.width_multiplier}")
         if self.resolution is not None and not 4 <= self.resolution <= 1024:
             raise ConfigError(f"--resolution must be between 4 and 1024 pixels, got {self.resolution}")
-        if self.trial_time_limit_s is not None and not self.trial_time_limit_s > 0:
-            raise ConfigError(f"--trial-time-limit must be a positive number of seconds, got {self.trial_time_limit_s}")
-        if not self.cpus_per_trial > 0:
-            raise ConfigError(f"--cpus-per-trial must be positive, got {self.cpus_per_trial}")
+        if self.trial_time_limit_s is not None and not 0 < self.trial_time_limit_s < math.inf:
+            raise ConfigError(f"--trial-time-limit must be a positive, finite number of seconds, "
+                              f"got {self.trial_time_limit_s}")
+        if not 0 < self.cpus_per_trial <= 1024:
+            raise ConfigError(f"--cpus-per-trial must be in (0, 1024], got {self.cpus_per_trial}")
         if not 0 <= self.gpus_per_trial <= 8:
             raise ConfigError(f"--gpus-per-trial must be between 0 and 8, got {self.gpus_per_trial}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -96,6 +110,8 @@ class SearchConfig:
             raise ConfigError(f"--threads must be between 1 and 1024, got {self.threads}")
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
+        if self.storage is not None:
+            check_storage_url(self.storage)
         object.__setattr__(self, "runs_dir", Path(self.runs_dir))
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -144,12 +160,8 @@ class SearchConfig:
         """A custom space file by its content, so an edited file cannot resume the study."""
         if self.space is None:
             return {}
-
-        try:
-            digest = hashlib.sha256(Path(self.space).read_bytes()).hexdigest()[:16]
-        except OSError as error:
-            raise ConfigError(f"--space file {str(self.space)!r} cannot be read: {error.strerror}") from None
-        return {"space.sha256": digest}
+        _, text = space_source(self.space)  # a packaged name or a file; one sentence if neither
+        return {"space.sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]}
 
     def proxy_identity(self) -> dict[str, Any]:
         """The proxy settings that change results, under ``proxy.`` keys, where not default.

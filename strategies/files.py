@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from optinas.search_space.errors import ConfigError
+
 __all__ = ["write_text_atomic", "write_bytes_atomic", "write_json_atomic", "write_toml_atomic",
            "read_toml", "replace_dir_atomic"]
 
@@ -72,12 +74,19 @@ def write_toml_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    """A run file's settings; a damaged or unreadable one is a ConfigError naming it."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
-    with open(path, "rb") as file:
-        return tomllib.load(file)
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is damaged (not valid TOML: {error}); restore it, or delete the study "
+                          "folder to start over") from None
+    except OSError as error:
+        raise ConfigError(f"{path} cannot be read: {error.strerror or error}") from None
 
 
 def replace_dir_atomic(target: Path, fill) -> None:

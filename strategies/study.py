@@ -2,7 +2,8 @@
 
 The study lives in ``runs/<study>/`` (a journal file; see ``storage.py``) or in a database
 given by ``--storage``. Rerunning the same command loads it: trials a killed process left
-RUNNING are failed ("interrupted") and their parameters queued again, completed trials are
+RUNNING are failed ("interrupted") and their parameters queued again (a candidate that was
+running in two processes that died is recorded as failed instead), completed trials are
 never trained again. Every backend (``backends/``) opens its study through this module.
 """
 
@@ -16,21 +17,26 @@ import torch
 from optuna.trial import TrialState
 
 from optinas.evaluator import Fidelity, load_task, resolve_device
-from optinas.search_space import InputSpec, SearchSpace
+from optinas.search_space import InputSpec, SearchSpace, default_space_for
 from optinas.search_space.errors import ConfigError
+from optinas.search_space.packaged_spaces import space_label
 from optinas.search_space.presets import preset
 from optinas.strategies.config import SearchConfig
 from optinas.strategies.files import read_toml, write_toml_atomic
 from optinas.strategies.objectives import DEFAULT_OBJECTIVES
 from optinas.strategies.samplers import make_sampler
-from optinas.strategies.status import counts_toward
+from optinas.strategies.status import TrialStatus, counts_toward
 from optinas.strategies.storage import is_database_url, open_storage
 from optinas.strategies.trial import TrialContext
 
 __all__ = ["open_study", "create_study", "finished_trials", "prepare", "prepare_run_dir", "start_study",
-           "recover_interrupted", "retry_trial", "make_pruner", "CONFIG_ATTR"]
+           "recover_interrupted", "retry_trial", "make_pruner", "CONFIG_ATTR", "MAX_CRASHES", "CRASHED"]
 
 CONFIG_ATTR = "optinas.config"  # the study's user attribute holding its SearchConfig
+MAX_CRASHES = 2  # deaths of a process running one candidate before the candidate is failed
+CRASHED = "the candidate crashed the process twice"
+# Marks of the dead process's attempt that the failed record of a crashing candidate drops.
+_NOT_CARRIED = ("worker", "surplus", "interrupted", "failure", "status", "retry_of", "crashes")
 
 
 def make_pruner(config: SearchConfig):
@@ -44,20 +50,56 @@ def make_pruner(config: SearchConfig):
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
-def retry_trial(study, trial, mark: bool = True) -> None:
-    """Hand a lost trial's parameters (or preset) back to the queue, once.
+def retry_trial(study, trial, mark: bool = True, crashed: bool = True) -> None:
+    """Hand a lost trial's parameters (or preset) back to the queue, or fail a crashing candidate.
 
     With ``mark``, the trial (still RUNNING, its process dead) is first failed through the
     public ``Study.tell(number, state=FAIL)``; a FAIL without a reason of its own reads as
     interrupted (``status.trial_status``). The heartbeat path calls this after Optuna already
     failed the trial (``mark=False``).
+
+    The retry carries the user attribute ``crashes``: how many processes died while running
+    this candidate (its genotype complete). A candidate that kills its process (a segfault in
+    a native kernel, the OOM killer) would crash every retry, so at the second death it is not
+    queued again: a failed trial (``CRASHED``) takes its place and the search goes on. Trials
+    handed back for another reason (marked ``surplus``, or ``interrupted`` by Ctrl-C) keep
+    their count, as do trials of processes this one stopped (``crashed=False``).
     """
     if mark:
         study.tell(trial.number, state=TrialState.FAIL)
-    preset_name = trial.user_attrs.get("preset")
-    if trial.params or preset_name:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number,
-                                                      **({"preset": preset_name} if preset_name else {})})
+    attrs = trial.user_attrs
+    preset_name = attrs.get("preset")
+    if not (trial.params or preset_name):
+        return  # it died before sampling anything: nothing to hand back
+    crashes = attrs.get("crashes", 0)
+    if crashed and "hash" in attrs and not (attrs.get("surplus") or attrs.get("interrupted")):
+        crashes += 1
+    if crashes >= MAX_CRASHES:
+        _record_crash(study, trial)
+        return
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number,
+                                                  **({"crashes": crashes} if crashes else {}),
+                                                  **({"preset": preset_name} if preset_name else {})})
+
+
+def _record_crash(study, trial) -> None:
+    """Add the failed trial that ends the retries of a candidate that crashed ``MAX_CRASHES`` times.
+
+    The interrupted trial itself stays as it is (a finished trial cannot be changed); the new
+    one counts toward the requested trials, with the candidate's genotype, cost and
+    constraints, unless the study filled up meanwhile (then nothing is left to run anyway).
+    """
+    requested = study.user_attrs.get(CONFIG_ATTR, {}).get("trials")
+    if requested is not None and len(finished_trials(study)) >= requested:
+        return
+    first = trial.user_attrs.get("retry_of")
+    attrs = {key: value for key, value in trial.user_attrs.items() if key not in _NOT_CARRIED}
+    attrs.update(status=TrialStatus.FAILED.value, retry_of=trial.number, crashes=MAX_CRASHES,
+                 failure=CRASHED + (f" (trials {first} and {trial.number})" if first is not None else ""))
+    record = optuna.trial.create_trial(state=TrialState.FAIL, params=trial.params,
+                                       distributions=trial.distributions, user_attrs=attrs,
+                                       constraints=trial.constraints or None)
+    study.add_trial(record)
 
 
 def retry_stale(study, trial) -> None:
@@ -97,12 +139,15 @@ def finished_trials(study) -> list:
     return [trial for trial in study.get_trials(deepcopy=False) if counts_toward(trial)]
 
 
-def recover_interrupted(study, worker: str | None = None) -> int:
-    """Fail and re-queue the RUNNING trials of a dead process (all, or those of ``worker``)."""
+def recover_interrupted(study, worker: str | None = None, crashed: bool = True) -> int:
+    """Fail and re-queue the RUNNING trials of a dead process (all, or those of ``worker``).
+
+    ``crashed=False`` when this process stopped that one itself (then its candidates keep
+    their crash counts, see ``retry_trial``)."""
     stale = [trial for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if worker is None or trial.user_attrs.get("worker") == worker]
     for trial in stale:
-        retry_trial(study, trial)
+        retry_trial(study, trial, crashed=crashed)
     return len(stale)
 
 
@@ -150,6 +195,9 @@ def _check_resume(config: SearchConfig) -> None:
 def prepare(config: SearchConfig, threads: int | None = None) -> TrialContext:
     """Validate every input and load the task; nothing is written under runs/."""
     device = resolve_device(config.device)
+    if config.cuda_graphs and device.type != "cuda":
+        raise ConfigError(f"--cuda-graphs captures the training step on a GPU, but this search runs on "
+                          f"{device.type} (--device {config.device}); drop --cuda-graphs or run on a CUDA device")
     if device.type == "cpu":
         torch.set_num_threads(threads or config.cpu_threads)
     task = load_task(config.task, seed=config.seed, data_dir=config.data_dir,
@@ -159,14 +207,20 @@ def prepare(config: SearchConfig, threads: int | None = None) -> TrialContext:
             f"task {config.task!r} is a {task.kind} task; optinas search optimises "
             "classification accuracy, so use it through evaluator.evaluate instead"
         )
-    space = SearchSpace.from_toml(_input_spec(task), config.space)
+    input_spec = _input_spec(task)
+    # No --space: the packaged space sized for the task's images (cifar for 3x32x32, ...).
+    source = config.space if config.space is not None else default_space_for(input_spec)
+    space = SearchSpace.from_toml(input_spec, source)
+    label = space_label(source) if config.space is not None else (
+        f"{source} (the packaged space for the task's {input_spec.channels}x{input_spec.height}x"
+        f"{input_spec.width} images; --space chooses another)")
     fidelity = Fidelity(epochs=config.epochs, train_fraction=config.train_fraction,
                         cuda_graphs=config.cuda_graphs, width_multiplier=config.width_multiplier,
                         resolution=config.resolution, time_limit_s=config.trial_time_limit_s)
     _check_resume(config)
     return TrialContext(space=space, task=task, fidelity=fidelity, budget=config.budget,
                         device=device, seed=config.seed, run_dir=config.run_dir,
-                        objectives=config.objective_list, prunes=config.prunes)
+                        objectives=config.objective_list, prunes=config.prunes, space_label=label)
 
 
 def _input_spec(task):
@@ -179,6 +233,8 @@ def prepare_run_dir(config: SearchConfig, presets=(), threads: int | None = None
     context = prepare(config, threads=threads)
     for name in presets:  # every preset must fit the task before anything is written
         preset(name, context.space.input)
+    if is_database_url(config.storage):
+        open_storage(config.run_dir, config.storage)  # a server that does not answer fails here, not later
     config.run_dir.mkdir(parents=True, exist_ok=True)
     if not (config.run_dir / "config.toml").exists():
         write_toml_atomic(config.run_dir / "config.toml", config.to_dict())

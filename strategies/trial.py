@@ -23,7 +23,10 @@ import torch
 
 from optinas.evaluator import TrialFailed, evaluate, proxy_genotype
 from optinas.search_space import Genotype, SearchSpace, build_model, count_cost
+from optinas.search_space.layers import warm_up_adder
+from optinas.search_space.presets import preset
 from optinas.search_space.sparsity import sparsity_stats
+from optinas.strategies import fault_hooks
 from optinas.strategies.budgets import Budget, measure_latency_ms
 from optinas.strategies.files import write_bytes_atomic
 from optinas.strategies.objectives import objective_values
@@ -46,6 +49,7 @@ class TrialContext:
     run_dir: Path
     objectives: tuple = ()  # strategies.objectives.Objective records, in value order
     prunes: bool = False  # report per-epoch accuracy and stop when the pruner says so
+    space_label: str = ""  # which space, for the terminal: a packaged name or a file
 
     @property
     def latency_objective(self) -> bool:
@@ -66,6 +70,20 @@ class TrialOutcome:
     genotype: Genotype | None = None
 
 
+def warm_up_kernels(context: TrialContext) -> None:
+    """Compile and check the fast adder kernels once in this process, before the first trial.
+
+    Only where the space can build adder layers; otherwise the first adder candidate (a
+    preset, say) compiles them itself. Call it after the CPU thread count is set: the
+    compiled code keeps the count it was compiled with.
+    """
+    space = context.space
+    stages = [space.stage_choices(index) for index in range(len(space.strides))]
+    if any("adder" in choices["layers"] for choices in stages):
+        sizes = sorted({size for choices in stages for size in choices["kernel_sizes"]})
+        warm_up_adder(context.device, kernel_sizes=tuple(sizes))
+
+
 def checkpoint_path(run_dir: Path, number: int) -> Path:
     return run_dir / "checkpoints" / f"{number}.pt"
 
@@ -75,7 +93,9 @@ def _earlier_result(trial, genotype_hash: str) -> Any | None:
     study = getattr(trial, "study", None)
     if study is None:
         return None
-    return index_of(study).earlier_result(genotype_hash, own_number=trial.number)
+    # The trial itself is still running, so never in the index (and a Ray trial's number is
+    # Tune's index, not a study number): no exclusion by number is needed.
+    return index_of(study).earlier_result(genotype_hash)
 
 
 @dataclass(frozen=True)
@@ -137,8 +157,6 @@ def candidate(trial, context: TrialContext) -> Genotype:
     """
     name = trial.user_attrs.get("preset")
     if name:
-        from optinas.search_space.presets import preset
-
         return preset(name, context.space.input)
     return context.space.sample(trial)
 
@@ -173,6 +191,7 @@ def run_trial(trial, context: TrialContext) -> TrialOutcome:
         trial.set_user_attr("metrics", earlier.user_attrs.get("metrics", {}))
         return TrialOutcome(TrialStatus.REUSED, tuple(earlier.values), genotype=genotype)
 
+    fault_hooks.before_training(trial.number, genotype.hash)  # tests only: a gate, or a crash
     trained = proxy_genotype(genotype, context.fidelity)  # the genotype itself unless a proxy is set
     try:
         model = screened.model if trained is genotype else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from optinas.evaluator.tasks import VAL_FRACTION, Task, task_without_test_split
 
@@ -16,6 +15,9 @@ def load_digits_task(seed: int, val_fraction: float | None, **_: object) -> Task
     Not augmented: a mirrored digit is a different digit (or none), and a 4-pixel shift
     of an 8x8 image would push half the stroke out of the frame.
     """
+    # scikit-learn takes seconds to import: only this task needs it, so it loads here.
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     images = np.asarray(bunch.images, dtype=np.uint8)[:, None]  # (N, 1, 8, 8), whole numbers
     labels = np.asarray(bunch.target, dtype=np.int64)

@@ -25,20 +25,22 @@ writable (a read-only data mount) it goes to ``$OPTINAS_CACHE`` or ``~/.cache/op
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import os
 import shutil
 import tarfile
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from optinas.evaluator.tasks import Task, task_from_splits, task_without_test_split
-from optinas.search_space.errors import DataError
+from optinas.evaluator.tasks import Task, stratified_split, task_from_splits, task_without_test_split
+from optinas.search_space.errors import DataError, shown
 
 __all__ = ["load_image_folder", "cache_path", "IMAGE_SUFFIXES", "CACHE_VERSION"]
 
@@ -120,7 +122,10 @@ def _read_entries(source: Path) -> list[tuple[str, str, bytes | Path]]:
                     if found is not None:
                         entries.append((member.name, *found, archive.extractfile(member).read()))
         except (tarfile.TarError, OSError, EOFError) as error:
-            raise DataError(f"could not read the archive {source}: {error}") from None
+            # tarfile lists what each decompressor said, one per line: the first line is the gist.
+            first = str(error).strip().splitlines()[0].rstrip(":") if str(error).strip() else type(error).__name__
+            raise DataError(f"could not read the archive {source}: it is damaged or not a tar archive "
+                            f"(plain, .gz, .bz2 or .xz): {first}") from None
     else:
         for path in _image_files(source):
             found = _split_and_class(path.relative_to(source).as_posix())
@@ -153,7 +158,7 @@ def _decode_all(blobs: list[bytes | Path]) -> np.ndarray:
         return np.stack(list(pool.map(decode, blobs, chunksize=256)))
 
 
-def _decode_source(source: Path) -> dict[str, np.ndarray]:
+def _decode_source(source: Path, check) -> dict[str, np.ndarray]:
     entries = _read_entries(source)
     if not entries:
         raise DataError(
@@ -171,8 +176,17 @@ def _decode_source(source: Path) -> dict[str, np.ndarray]:
     unknown = sorted({cls for _, cls, _ in entries} - set(index))
     if unknown:
         raise DataError(f"{source}: test classes {', '.join(unknown[:3])} do not occur in train/")
+    # Before decoding, so that nothing (the cache beside the source) is written for a set that
+    # cannot be split.
+    check(collections.Counter(cls for split, cls, _ in entries if split == train_split), "test" in splits)
     try:
-        images = _decode_all([blob for _, _, blob in entries])
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that: both mean a
+            # decompression bomb (a small file that decodes to gigabytes), refused here.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            images = _decode_all([blob for _, _, blob in entries])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DataError(f"an image in {source} is too large to decode safely ({error})") from None
     except (OSError, ValueError) as error:
         raise DataError(f"could not decode an image in {source}: {error}") from None
     labels = np.array([index[cls] for _, cls, _ in entries], dtype=np.int64)
@@ -182,6 +196,32 @@ def _decode_source(source: Path) -> dict[str, np.ndarray]:
 
 
 _ARRAYS = ("train_x", "train_y", "test_x", "test_y", "classes")
+
+
+def _check_classes(source: Path, counts: dict[str, int], has_test: bool, val_fraction: float, seed: int) -> None:
+    """At least two classes, and enough images in each for the splits (else one DataError).
+
+    With a test/ folder, validation takes ``val_fraction`` of each class but leaves one image
+    to train on, so every class needs 2. Without one, the stratified test and validation
+    splits (``evaluator.tasks.stratified_split``) are tried on the labels alone, before any
+    image is decoded: scikit-learn refuses a class of one image, or a split with fewer images
+    than classes.
+    """
+    if len(counts) < 2:
+        raise DataError(f"{source} has one class folder ({shown(next(iter(counts)))}); a classifier needs "
+                        "at least 2")
+    smallest = min(counts, key=lambda name: counts[name])
+    if has_test and counts[smallest] < 2:
+        raise DataError(f"{source}: class {shown(smallest)} has {counts[smallest]} training image; every class "
+                        "needs at least 2, since validation images are held out from each class")
+    if not has_test:
+        labels = np.repeat(np.arange(len(counts)), list(counts.values()))
+        try:
+            stratified_split(labels, seed, val_size=val_fraction)
+        except ValueError:
+            raise DataError(f"{source}: too few images to hold out test and validation images from every class "
+                            f"({len(labels)} images in {len(counts)} classes; class {shown(smallest)} has "
+                            f"{counts[smallest]}); add images, or train/ and test/ folders") from None
 
 
 def _write_atomic(folder: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -197,21 +237,30 @@ def _write_atomic(folder: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
-def decoded_arrays(source: Path) -> tuple[dict[str, np.ndarray], Path]:
+def _no_check(counts: dict[str, int], has_test: bool) -> None:
+    return None
+
+
+def decoded_arrays(source: Path, check=_no_check) -> tuple[dict[str, np.ndarray], Path]:
     """The decoded arrays of ``source``, from its cache when present; and the cache folder.
 
     Cached arrays are memory-mapped: the loader copies each split once, straight out of
     the page cache, instead of reading the file into memory and then copying it.
+    ``check(training images per class, has a test split)`` runs first either way: on a cache
+    miss before any image is decoded or anything is written.
     """
     key = content_key(source)
     folder = cache_path(source, key)
     if folder.is_dir():
         try:
-            return {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-                    for name in _ARRAYS}, folder
+            arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in _ARRAYS}
         except (OSError, ValueError):
             shutil.rmtree(folder, ignore_errors=True)  # damaged: rebuilt below
-    arrays = _decode_source(source)
+        else:
+            counts = np.bincount(np.asarray(arrays["train_y"]), minlength=len(arrays["classes"]))
+            check(dict(zip((str(name) for name in arrays["classes"]), counts.tolist())), len(arrays["test_y"]) > 0)
+            return arrays, folder
+    arrays = _decode_source(source, check)
     try:
         _write_atomic(folder, arrays)
     except OSError:
@@ -228,7 +277,8 @@ def load_image_folder(source: Path, seed: int, val_fraction: float | None) -> Ta
     if not source.exists():
         raise DataError(f"task path {source} does not exist; give an image folder or a .tar.gz of one")
     source = source.resolve()
-    arrays, _ = decoded_arrays(source)
+    arrays, _ = decoded_arrays(source, lambda counts, has_test: _check_classes(
+        source, counts, has_test, val_fraction or FOLDER_VAL_FRACTION, seed))
     classes = tuple(str(name) for name in arrays["classes"])
     # Colour photographs keep their label under crops and mirror images; single-channel
     # sets are usually scanned characters (MNIST-like), which do not, so they are not augmented.

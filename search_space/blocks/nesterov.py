@@ -1,4 +1,4 @@
-"""Nesterov's momentum sequences (seed 004, section 2) and how blocks read their coefficients.
+"""Nesterov's momentum sequences (Li et al., section 2) and how blocks read their coefficients.
 
 - ``nesterov_thetas``: theta_k of eq. 3, theta_0 = 1 and (1 - theta_k) / theta_k^2 = 1 / theta_{k-1}^2.
 - ``nesterov_betas``: beta_k = theta_k (1 - theta_{k-1}) / theta_{k-1}, the momentum of eqs. 3 and 12.
@@ -23,7 +23,7 @@ __all__ = ["nesterov_thetas", "nesterov_betas", "nesterov_h", "coefficient_value
 
 
 def nesterov_thetas(count):
-    """theta_0 .. theta_{count-1} of seed 004, eq. 3.
+    """theta_0 .. theta_{count-1} of Li et al., eq. 3.
 
     theta_k is the positive root of theta^2 + s theta - s = 0 with s = theta_{k-1}^2, written
     as 2 s / (s + sqrt(s^2 + 4 s)) so that no digits cancel when s gets small.
@@ -45,7 +45,7 @@ def nesterov_betas(count):
 
 
 def nesterov_h(depth, momentum=None):
-    """Rows h_{k+1, 0..k} for k = 0 .. depth-1 of seed 004, eq. 5.
+    """Rows h_{k+1, 0..k} for k = 0 .. depth-1 of Li et al., eq. 5.
 
     With b = beta_{k+1} = theta_{k+1} (1 - theta_k) / theta_k:
     h_{k+1,j} = b h_{k,j} (j <= k-2), b (h_{k,k-1} - 1) (j = k-1) and 1 + b (j = k).
@@ -53,7 +53,7 @@ def nesterov_h(depth, momentum=None):
     Args:
         depth: number of rows (blocks in a stage).
         momentum: None for beta from the theta sequence (eq. 3); a number for a constant
-            momentum, the strongly convex case of the seed's footnote 4.
+            momentum, the strongly convex case of Li et al.'s footnote 4.
 
     Returns:
         ``rows`` with ``rows[k][j]`` = h_{k+1, j}, ``len(rows[k]) == k + 1``.

@@ -14,7 +14,7 @@ the layer computes in, chosen from its declared bit widths (``LayerKind.weight_b
   and its multiplications and shifts are the float scale factors, at ``float_precision``;
 - any other width n (a quantised layer): ``int<n>``, rounded up to the narrowest integer
   unit the profile has (a 4-bit multiply runs on an int8 multiplier if that is all there is).
-  Accumulating additions are priced at the same width (the DESIGN.md convention).
+  Accumulating additions are priced at the same width.
 
 A layer's per-input operations (quantising or thresholding each input element) are priced
 with the layer. A simplification: a real int8 datapath accumulates in 32 bits, and the

@@ -58,8 +58,9 @@ def _record(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -
                          storage_bits=32 * params)
     if isinstance(module, nn.MaxPool2d):
         # As layer_records.maxpool_record: k*k - 1 comparisons per output, counted as additions.
-        kernel = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
-        return LayerCost(name, "maxpool", shape, add=(kernel * kernel - 1) * elements)
+        size = module.kernel_size
+        kernel_h, kernel_w = (size, size) if isinstance(size, int) else size  # (kh, kw): not always square
+        return LayerCost(name, "maxpool", shape, add=(kernel_h * kernel_w - 1) * elements)
     if isinstance(module, GlobalAvgPool):
         channels, positions = inputs[0].shape[1], inputs[0][0, 0].numel()
         return LayerCost(name, "avgpool", shape, mul=channels, add=channels * (positions - 1),

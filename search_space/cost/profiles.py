@@ -3,7 +3,7 @@
 A profile says what one operation costs at each precision and what moving a word costs, so
 that ``optinas.search_space.cost.energy`` can turn op counts into picojoules. Two ship with optinas
 (``search_space/cost/profiles/*.toml``): ``horowitz45``, the default (the 45 nm table of
-Horowitz, ISSCC 2014, in DESIGN.md), and ``int8_accelerator``. A user's profile is a TOML
+Horowitz, ISSCC 2014), and ``int8_accelerator``. A user's profile is a TOML
 file of the same form; every problem in it is one ConfigError sentence naming the key::
 
     name = "my-chip"                 # any text
@@ -124,7 +124,8 @@ def _load_cached(spec: str) -> HardwareProfile:
             "or the path of a .toml profile"
         )
     if not path.is_file():
-        raise ConfigError(f"hardware profile file {spec!r} does not exist")
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"hardware profile file {spec!r} {state}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:

@@ -140,7 +140,7 @@ class Cost:
 
     @cached_property
     def paper(self) -> dict[str, Any]:
-        """Seed 000's convention: weighted layers except the first and the last."""
+        """AdderNet's convention: weighted layers except the first and the last."""
         return self.sum(lambda record: record.paper)
 
     @cached_property

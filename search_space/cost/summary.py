@@ -60,7 +60,7 @@ def _totals_row(label: str, totals: dict) -> str:
 
 
 def cost_table(cost: Cost, title: str = "") -> str:
-    """The table as text; rows marked * are counted in seed 000's view."""
+    """The table as text; rows marked * are counted in AdderNet's view."""
     header = _row([name for name, _, _ in _COLUMNS])
     rule = "-" * len(header)
     lines = [title] if title else []
@@ -72,13 +72,13 @@ def cost_table(cost: Cost, title: str = "") -> str:
                            format_count(record.xnor), format_count(record.bops), format_count(record.params),
                            format_count(record.storage_bits), format_energy(energy.total)]))
     total, paper = cost.total, cost.paper
-    lines += [rule, _totals_row("total", total), _totals_row("seed 000 view (* rows)", paper),
+    lines += [rule, _totals_row("total", total), _totals_row("AdderNet view (* rows)", paper),
               _totals_row("weighted layers (* + first, last)", cost.weighted), rule]
     memory = cost.memory
     profile = cost.hardware
     where = {True: "SRAM", False: "DRAM"}
     lines += [
-        "* seed 000 counts weighted layers other than the first and the last (no BatchNorm, skip sums, "
+        "* AdderNet counts weighted layers other than the first and the last (no BatchNorm, skip sums, "
         "coefficients or pooling); 'total' counts everything.",
         f"storage: {format_bits(total['storage_bits'])} ({total['storage_bits']:,} bits), "
         f"{total['params']:,} parameters",

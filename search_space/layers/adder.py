@@ -37,7 +37,8 @@ class Adder2d(nn.Module):
     Eq. 20 over each kernel_size x kernel_size receptive field, zero padding
     kernel_size // 2 (a padded position contributes |F|^p), no bias. Gradients: the
     full-precision X - F for the filters (eq. 5) and HardTanh(F - X) for the input
-    (eq. 21, clipped), at every p. ``self.p`` is a plain float in [1, 2] that training
+    (the clipped gradient of the AdderNet code; AdderNet eq. 21 prints the unclipped
+    (F - X)^(p-1), see docs/papers.md), at every p. ``self.p`` is a plain float in [1, 2] that training
     lowers from 2 to 1 (``set_adder_p``); it is 1 at inference.
 
     Filters start as N(0, 1), as in the official AdderNet code: the paper wants filter
@@ -87,7 +88,7 @@ def set_adder_p(model: nn.Module, p: float) -> int:
 
 
 def adder_p_at(progress: float, decay_fraction: float) -> float:
-    """The l2-to-l1 schedule of AdderNet (section 3.2, eq. 20): p = 2 - progress / decay_fraction, in [1, 2].
+    """AdderNet's l2-to-l1 schedule (section 3.2, eq. 20): p = 2 - progress / decay_fraction.
 
     Args:
         progress: fraction of training done, 0 at the first step (values outside [0, 1]

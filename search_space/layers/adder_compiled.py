@@ -1,4 +1,4 @@
-"""Fused CPU kernels for the adder operator (AdderNet eqs. 5, 20, 21), torch.compile; the CPU default.
+"""Fused CPU kernels for the adder operator (AdderNet eqs. 5, 20, 21): torch.compile, the default.
 
 The eager CPU path (``adder_ops``) makes two passes over memory per element and direction
 (|X - F|: max then sum; eq. 21: subtract and clamp, then a batched product) plus the
@@ -255,33 +255,46 @@ def _apply_compiled(x, weight, stride=1, padding=0, p=1.0):
     return Adder2dCompiledFunction.apply(x, weight, int(stride), int(padding), float(p))
 
 
-def warm_up_compiled(dtype: torch.dtype = torch.float32) -> bool:
-    """Compile the kernels for ``dtype`` and check them, once per process and dtype.
+def warm_up_compiled(dtype: torch.dtype = torch.float32, kernel_sizes=(3,)) -> bool:
+    """Compile the kernels for ``dtype`` and each kernel size, and check them; once per
+    process, dtype and kernel size.
 
-    Compiles what a network of 3x3 adder layers trains with (strides 1 and 2, p = 1 and
-    a fractional p: six graphs) on a small input and compares forward and gradients with
-    the eager kernel (``adder_selfcheck.check_against_torch``); an error or a mismatch
-    falls back to the eager kernel with one warning. Other kernel sizes compile on first
-    use. Returns at once when already done or disabled.
+    For each size compiles what a network of such adder layers trains with (strides 1
+    and 2, p = 1 and a fractional p: six graphs) on a small input and compares forward
+    and gradients with the eager kernel (``adder_selfcheck.check_against_torch``); an
+    error or a mismatch falls back to the eager kernel with one warning. Returns at once
+    when already done or disabled.
+
+    Args:
+        dtype: The layers' dtype (bfloat16 and float16 are computed as float32).
+        kernel_sizes: Square kernel sizes; 1 is never compiled (``_worth_compiling``).
 
     Returns:
         Whether the compiled kernels are in use.
     """
     dtype = adder_ops._adder_compute_dtype(dtype)
-    if not compiled_cpu_enabled() or dtype in _STATE["checked"]:
-        return compiled_cpu_enabled()
-    _STATE["checked"].add(dtype)  # first: the check itself calls adder2d_compiled
-    reason = check_against_torch(_apply_compiled, torch.device("cpu"), dtype)
+    for size in kernel_sizes:
+        if compiled_cpu_enabled() and size >= 2:
+            _check((dtype, size, size))
+    return compiled_cpu_enabled()
+
+
+def _check(key):
+    """Check the kernels for (compute dtype, kh, kw) unless done; falls back on failure."""
+    if key in _STATE["checked"]:
+        return
+    _STATE["checked"].add(key)  # first: the check itself calls the compiled kernels
+    reason = check_against_torch(_apply_compiled, torch.device("cpu"), key[0], key[1:])
     if reason is not None:
         _fallback(reason)
-    return compiled_cpu_enabled()
 
 
 def adder2d_compiled(x, weight, stride=1, padding=0, p=1.0):
     """``adder_ops.adder2d`` (same arguments, results and gradients) on the fused kernels,
-    checked against it on the first call per compute dtype (``warm_up_compiled``)."""
-    if adder_ops._adder_compute_dtype(x.dtype) not in _STATE["checked"]:
-        warm_up_compiled(x.dtype)
+    checked against it on the first call per compute dtype and kernel size."""
+    adder_ops._adder_check_args(x, weight, stride, padding, p)
+    if _worth_compiling(x, weight, int(stride), int(padding)):
+        _check((adder_ops._adder_compute_dtype(x.dtype), *weight.shape[2:]))
         if _STATE["failed"]:
             return adder_ops.adder2d(x, weight, stride, padding, p)
     return _apply_compiled(x, weight, stride, padding, p)

@@ -8,8 +8,8 @@
   shape compiles a new specialisation) does the same, and that call is recomputed by the
   torch kernel. A CUDA out-of-memory error is raised: the evaluator fails the trial.
 - CPU tensors, compiled kernels on (the default, ``adder_compiled``): the torch.compile
-  kernels, checked the same way on first use per dtype; any failure sends the whole
-  process to the eager kernel with one warning.
+  kernels, checked the same way on first use per dtype and kernel size; any failure
+  sends the whole process to the eager kernel with one warning.
 - anything else, and every fallback: ``adder_ops``, pure torch, the exported kernel.
 
 ``warm_up_adder(device)`` pays the compile and the check once per process, before the
@@ -80,7 +80,8 @@ class _Adder2dTritonSafe(torch.autograd.Function):
         if _TRITON_OK.get(ctx.key) is not False:
             try:
                 if need_x:
-                    dx = adder_triton.adder_grad_input_triton(x, weight, grad, ctx.stride, ctx.padding)
+                    dx = adder_triton.adder_grad_input_triton(x, weight, grad, ctx.stride,
+                                                              ctx.padding)
                 if need_w:
                     dw = adder_triton.adder_grad_weight(x, weight, grad.to(x.dtype), ctx.stride,
                                                         ctx.padding)
@@ -105,18 +106,21 @@ def adder_forward(x, weight, stride, padding, p):
     return adder_ops.adder2d(x, weight, stride, padding, p)
 
 
-def warm_up_adder(device: torch.device | str = "cpu") -> bool:
+def warm_up_adder(device: torch.device | str = "cpu", kernel_sizes=(3,)) -> bool:
     """Compile and check the fast adder kernels for ``device``, once per process.
 
-    CPU: the compiled kernels for float32 (``adder_compiled.warm_up_compiled``; seconds
-    to a minute the first time on a machine, less once torch's on-disk cache holds them).
-    CUDA: the Triton kernels for float32 and bfloat16 (what bf16 autocast feeds a
-    layer). A kernel that fails falls back to the torch kernel with one warning. Returns
-    at once when already done, or when the fast kernels are off
+    CPU: the compiled kernels for float32 and each kernel size
+    (``adder_compiled.warm_up_compiled``; tens of seconds per size the first time on a
+    machine, less once torch's on-disk cache holds them; a size not warmed up compiles
+    at its first use). CUDA: the Triton kernels for float32 and bfloat16 (what bf16
+    autocast feeds a layer). A kernel that fails falls back to the torch kernel with one
+    warning. Returns at once when already done, or when the fast kernels are off
     (``OPTINAS_ADDER_COMPILE=0``) or absent (no Triton).
 
     Args:
         device: Where the adder layers will run (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+        kernel_sizes: The adder kernel sizes the search space allows (CPU only; 1x1
+            layers are never compiled).
 
     Returns:
         Whether a fast kernel serves ``device`` (False: the torch kernel does).
@@ -132,5 +136,5 @@ def warm_up_adder(device: torch.device | str = "cpu") -> bool:
             device = torch.device("cuda", torch.cuda.current_device())
         return all([_triton_ok(device, dtype) for dtype in (torch.float32, torch.bfloat16)])
     if device.type == "cpu":
-        return compiled_cpu_enabled() and warm_up_compiled(torch.float32)
+        return compiled_cpu_enabled() and warm_up_compiled(torch.float32, kernel_sizes)
     return False

@@ -9,9 +9,10 @@ Backward, with upstream gradient G[n, o, l]::
 
     dF[o, k]   = sum_{n,l} G[n, o, l] (X_l[n, k] - F[o, k])              (eq. 5, full precision)
                = (G^T X)[o, k] - F[o, k] sum_{n,l} G[n, o, l]            (a matrix product)
-    dX_l[n, k] = sum_o G[n, o, l] HardTanh(F[o, k] - X_l[n, k])          (eq. 21, clipped)
+    dX_l[n, k] = sum_o G[n, o, l] HardTanh(F[o, k] - X_l[n, k])          (clipped eq. 21*)
 
-at every p, and dX_l is folded back onto X (receptive fields overlap). Zero padding is
+at every p, and dX_l is folded back onto X (receptive fields overlap). *AdderNet eq. 21
+prints the unclipped (F - X)^(p-1); the clipped form is the AdderNet code's (docs/papers.md). Zero padding is
 X = 0: it contributes |F|^p to the forward and its gradient is dropped by the fold.
 
 Memory: the (N, Cout, K, L) broadcast of the reference code is never built. Patches are

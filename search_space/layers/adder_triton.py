@@ -9,7 +9,7 @@ how it runs on a GPU:
   padding, so padding adds |F|^p) and one filter value per output channel, and updates
   the (BLOCK_M, BLOCK_O) tile with an outer "difference" product. fp32 accumulation;
   fp32, bf16 and fp16 inputs; any strides (NCHW or channels-last, no copies).
-- input gradient (eq. 21, clipped): tiled over (N * H * W input positions, C input
+- input gradient (the clipped eq. 21 of the AdderNet code, see adder_ops): tiled over (N * H * W input positions, C input
   channels); each tile loads its X values once and gathers the G values of the output
   positions whose receptive field covers it (implicit col2im, no atomics):
   dX[n, c, h, w] = sum_{o,i,j} G[n, o, (h + pad - i) / s, (w + pad - j) / s] HT(F[o,c,i,j] - X).
@@ -21,6 +21,8 @@ how it runs on a GPU:
 Triton is imported lazily (``_kernels``), so importing this module never needs it.
 Not measured on a GPU by its author (no GPU in that session): correctness is checked by
 running these kernels under TRITON_INTERPRET=1 on the CPU (tests/search_space/test_adder.py).
+Layers do not call this module directly: ``adder_dispatch`` checks these kernels against
+the torch kernel on first use per (device, dtype) and falls back to it on any failure.
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def adder_forward_triton(x, weight, stride, padding, p):
 
 
 def adder_grad_input_triton(x, weight, grad, stride, padding):
-    """dX = fold(sum_o G HardTanh(F - X)) (eq. 21, clipped) by the Triton kernel."""
+    """dX = fold(sum_o G HardTanh(F - X)) (the clipped input gradient of the AdderNet code, where AdderNet eq. 21 prints (F - X)^(p-1); docs/papers.md) by the Triton kernel."""
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     ho, wo = grad.shape[2:]

@@ -1,8 +1,8 @@
-"""Binary XNOR/popcount layers (seed 003: XNOR-Net++, eqs. 3 and 12).
+"""Binary XNOR/popcount layers (XNOR-Net++; Chee and Loustau eqs. 3 and 12).
 
 A binary layer approximates a convolution by a bitwise one times learned scale factors::
 
-    x_l = (sign(W) (+) sign(BNorm(x_{l-1}))) (.) w_scale              (seed 003, eq. 3)
+    x_l = (sign(W) (+) sign(BNorm(x_{l-1}))) (.) w_scale              (Chee and Loustau eq. 3)
 
 where (+) is the XNOR/popcount convolution of +-1 tensors and (.) the element-wise product
 with the scale. The layer carries its own input BatchNorm because the body feeds it
@@ -14,18 +14,18 @@ Scales (option ``scale``):
 - ``none``: the popcount result itself (the BatchNorm after the layer rescales it);
 - ``channel``: one learned alpha per output channel (XNOR-Net++ "Gamma = alpha");
 - ``rank1``: Gamma = alpha (x) beta (x) gamma over (out-channel, out-height, out-width),
-  x_l(i, j, k) = B_l(i, j, k) alpha(i) beta(j) gamma(k) (seed 003, eq. 12). The height and
+  x_l(i, j, k) = B_l(i, j, k) alpha(i) beta(j) gamma(k) (Chee and Loustau eq. 12). The height and
   width factors are sized from the layer's real output shape on the first forward pass
   (``LazyModuleMixin``): no maximum resolution is fixed. ``optinas.search_space.build_model``
   runs that pass on one blank image, and ``load_state_dict`` sizes them from the stored
   tensors, so a strict load into a fresh module (an exported file) works.
 
-Training (``BinaryRecipe``): seed 003 learns by exponential weights, not SGD, and binary
+Training (``BinaryRecipe``): Chee and Loustau learn by exponential weights, not SGD, and binary
 networks are commonly trained with Adam, whose per-weight normalised steps let latent
 weights flip sign. Under the evaluator's SGD the latent weights' gradients are tiny next to
 their size (about 1e-4 against 0.04 at init on digits, where under 1% of the signs flipped
 per epoch), so the recipe rescales each binary layer's weight gradient to
-eta sqrt(k) / ||g||_2 as seed 000 does for adder filters (eq. 27; option ``eta``, 0 turns
+eta sqrt(k) / ||g||_2 as AdderNet does for adder filters (eq. 27; option ``eta``, 0 turns
 it off) and keeps the latent weights in [-1, 1] where the clipped straight-through
 gradient is alive (BinaryConnect's clip). On the digits network of
 tests/search_space/test_layer_learning.py this lifts validation accuracy from 0.50-0.58
@@ -105,7 +105,7 @@ def _binary_storage(layer):
 
 
 class BinaryConv2d(nn.modules.lazy.LazyModuleMixin, nn.Module):
-    """XNOR-Net++ convolution: (sign(W) (+) sign(BNorm(x))) (.) scale (seed 003, eqs. 3, 12).
+    """XNOR-Net++ convolution: (sign(W) (+) sign(BNorm(x))) (.) scale (Chee and Loustau eqs. 3, 12).
 
     Same padding (kernel_size // 2) with zeros, which a popcount kernel handles with a
     per-position correction (as larq's default ``pad_values=0``); no bias.
@@ -211,11 +211,11 @@ class BinaryRecipe(TrainingRecipe):
     def after_backward(self, model):
         for layer in self._layers(model):
             if layer.eta > 0.0:
-                rescale_gradient(layer.weight.grad, layer.eta)  # eq. 27 of seed 000
+                rescale_gradient(layer.weight.grad, layer.eta)  # AdderNet eq. 27
 
 
 def _per_output(fan_in, options):
-    # K XNORs and K popcount accumulations (DESIGN.md table), one multiply by the scale.
+    # K XNORs and K popcount accumulations (AdderNet Table 2: #XNOR = #Add), one multiply by the scale.
     return OpCount(add=fan_in, xnor=fan_in, mul=0 if options["scale"] == "none" else 1)
 
 
@@ -241,7 +241,7 @@ BINARY = LayerKind(
     per_output=_per_output,
     per_input=_per_input,
     params=_params,
-    # rank1 by default: seed 003's layer (eq. 12).
+    # rank1 by default: Chee and Loustau's layer (eq. 12).
     options={"scale": OptionSpec("rank1", choices=SCALES), "eta": OptionSpec(0.1, low=0.0, high=1.0)},
     export_objects=(BinarySign, _binary_check, _binary_init, _binary_input, _binary_storage),
     weight_bits=lambda options: 1,

@@ -24,7 +24,7 @@ class FloatLinear(nn.Linear):
 
 
 def _per_output(fan_in, options):
-    # One multiply and one accumulate per weight (DESIGN.md: K mul, K add, K = k*k*Cin).
+    # One multiply and one accumulate per weight (AdderNet Table 2: #Mul = #Add; K = k*k*Cin).
     return OpCount(mul=fan_in, add=fan_in)
 
 

@@ -1,6 +1,6 @@
-"""n-bit quantized layers (seeds 001 and 002): linear (LSQ) or codebook weights.
+"""n-bit quantized layers: linear (LSQ) or codebook weights.
 
-Seed 001 distinguishes two ways to keep lambda = 2^n distinct weight values per layer:
+Ding et al. distinguish two ways to keep lambda = 2^n distinct weight values per layer:
 
 - ``linear``: uniform levels, stored as n-bit fixed point. Here the step s is learned as in
   LSQ (Esser et al., "Learned Step Size Quantization", ICLR 2020: quantizer eqs. 1-2, step
@@ -10,7 +10,7 @@ Seed 001 distinguishes two ways to keep lambda = 2^n distinct weight values per 
   round(v/s) - v/s inside and -Q_N or Q_P outside to s, scaled by g = 1/sqrt(N Q_P)
   (N = weights, or features per image for activations). s starts at 2 mean|v| / sqrt(Q_P).
   One bit is the symmetric {-s, +s} (sign(v/s) * s, sign(0) = +1, start s = mean|w|), since
-  the signed 1-bit grid {-s, 0} would not be a binary network (seed 002 treats 1-bit
+  the signed 1-bit grid {-s, 0} would not be a binary network (the weight-quantization appendix treats 1-bit
   networks as weights in {-1, +1}).
 - ``codebook`` (nonlinear): 2^n learned shared values per layer (initialised at the
   weights' quantiles), every weight replaced by its nearest value and stored as its index
@@ -24,9 +24,9 @@ Activations (option ``a_bits`` < 32) are quantized with LSQ too, their step init
 from the first training batch. Their grid is unsigned [0, 2^n - 1] when that batch has no
 negative value (ReLU outputs) and signed otherwise, so no level is wasted.
 
-Storage (seed 001: number of weights x log2(lambda) bits) is reported by ``storage_bits``,
+Storage (Ding et al.: number of weights x log2(lambda) bits) is reported by ``storage_bits``,
 plus 32 bits per step, codebook value or bias. Cost per output element: K multiplies at
-n x a bits and K additions (DESIGN.md); the per-tensor rescale s_w s_a folds into the
+n x a bits and K additions (docs/architecture.md); the per-tensor rescale s_w s_a folds into the
 BatchNorm that follows (or, for a classifier head, into the argmax). Quantizing an input
 element costs one multiply (by 1/s) and one addition (rounding).
 """
@@ -180,7 +180,7 @@ def _quant_indices(layer):
 
 
 def _quant_storage(layer):
-    """n bits per weight plus 32 per step, codebook value or bias (seed 001's storage)."""
+    """n bits per weight plus 32 per step, codebook value or bias (Ding et al.'s storage)."""
     others = sum(p.numel() for name, p in layer.named_parameters() if name != "weight")
     return layer.weight.numel() * layer.w_bits + 32 * others
 
@@ -199,7 +199,7 @@ class QuantReadouts:
 
 
 class QuantConv2d(QuantReadouts, nn.Module):
-    """n-bit convolution: conv(q_a(x), q_w(W)), same padding, no bias (seeds 001, 002).
+    """n-bit convolution: conv(q_a(x), q_w(W)), same padding, no bias (Ding et al.).
 
     Args:
         in_channels, out_channels, kernel_size, stride: as for ``nn.Conv2d``.
@@ -266,7 +266,7 @@ QUANT = LayerKind(
     per_input=_per_input,
     params=_params,
     options={
-        # 8 bits by default: seed 001 reports 8-bit convolutions without accuracy loss.
+        # 8 bits by default: 8-bit convolutions lose no accuracy (Han et al. 2015, in Ding et al.).
         "w_bits": OptionSpec(8, low=1, high=8),
         "a_bits": OptionSpec(32, choices=ACTIVATION_BITS),
         "scheme": OptionSpec("linear", choices=SCHEMES),

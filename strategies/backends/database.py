@@ -25,6 +25,7 @@ from optinas.strategies.progress import SearchProgress
 from optinas.strategies.samplers import make_sampler
 from optinas.strategies.storage import describe, is_database_url, open_storage
 from optinas.strategies.study import CONFIG_ATTR, finished_trials, make_pruner, open_study, prepare, retry_stale
+from optinas.strategies.trial import warm_up_kernels
 
 __all__ = ["join_study"]
 
@@ -72,6 +73,7 @@ def join_study(study_name: str, url: str, runs_dir: Path = Path("runs"), device:
         overrides["device"] = device
     config = SearchConfig.from_dict(stored, **overrides)
     context = prepare(config)
+    warm_up_kernels(context)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     if not (config.run_dir / "config.toml").exists():
         write_toml_atomic(config.run_dir / "config.toml", config.to_dict())

@@ -12,6 +12,7 @@ from optinas.strategies.finish import SearchSummary, summarize
 from optinas.strategies.progress import SearchProgress
 from optinas.strategies.results.records import append_trials, write_trials
 from optinas.strategies.study import finished_trials, start_study
+from optinas.strategies.trial import warm_up_kernels
 
 __all__ = ["run_local_search", "live_updates"]
 
@@ -22,9 +23,11 @@ def run_local_search(config: SearchConfig, show_progress: bool = True, presets=(
     context, study, retried = start_study(config, presets)
     logging.getLogger("optinas").info("resumed %s (%d interrupted trials retried)", config.study, retried)
     with SearchProgress(config, already=len(finished_trials(study)), enabled=show_progress) as progress:
+        progress.note(f"search space: {context.space_label}")
         if retried:
             progress.note(f"resuming: {retried} interrupted trial(s) will be retried")
         if config.workers == 1:
+            warm_up_kernels(context)
             run_worker(study, context, config.trials, on_trial=live_updates(config, progress, study))
         else:
             run_worker_processes(config, study, progress)

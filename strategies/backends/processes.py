@@ -4,7 +4,8 @@ Each worker is a fresh (spawned) Python process running ``worker.run_worker`` ag
 study's storage, with its own sampler seed so that the workers do not propose the same
 candidates. Small trials then share a machine (or a GPU) instead of queueing, and a worker
 that dies (a native crash in a kernel, the OOM killer) costs only its current trial: the
-parent fails and re-queues that trial and starts a replacement worker.
+parent fails and re-queues that trial and starts a replacement worker. A candidate that kills
+a second worker is recorded as failed instead of queued again (``study.retry_trial``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from optinas.strategies.backends.worker_loop import run_worker
 from optinas.strategies.results.records import append_trials, write_trials
 from optinas.strategies.samplers import make_sampler
 from optinas.strategies.study import finished_trials, make_pruner, open_study, prepare, recover_interrupted
+from optinas.strategies.trial import warm_up_kernels
 
 __all__ = ["run_worker_processes", "worker_seed"]
 
@@ -30,6 +32,16 @@ _SEED_STRIDE = 1_000_003  # worker i samples with seed + i * stride
 def worker_seed(seed: int, index: int) -> int:
     """The sampler seed of worker ``index`` of a study seeded ``seed`` (worker 0: the seed itself)."""
     return seed + index * _SEED_STRIDE
+
+
+def _exit(code: int) -> str:
+    """``exit code 1``, or ``killed by SIGABRT`` for a worker a signal ended."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _die_with_parent() -> None:
@@ -48,6 +60,7 @@ def _worker_main(config, index: int, threads: int) -> None:
     _die_with_parent()
 
     context = prepare(config, threads=threads)
+    warm_up_kernels(context)  # once per worker: each process compiles its own kernels
     sampler = make_sampler(config.sampler, worker_seed(config.seed, index), len(config.objectives))
     study = open_study(config.run_dir, config.study, sampler=sampler, url=config.storage,
                        pruner=make_pruner(config))
@@ -88,9 +101,11 @@ def run_worker_processes(config, study, progress, max_restarts: int | None = Non
                     continue
                 del workers[index]
                 if process.exitcode != 0:
+                    # Its trial is queued again, or, when its candidate had already killed a
+                    # worker before, recorded as failed (study.retry_trial counts the crashes).
                     lost = recover_interrupted(study, worker=f"{host}:{process.pid}")
-                    progress.note(f"worker {index} stopped (exit code {process.exitcode}); "
-                                  f"{lost} trial(s) queued again")
+                    progress.note(f"worker {index} stopped ({_exit(process.exitcode)}); "
+                                  f"{lost} trial(s) interrupted")
                     if len(finished_trials(study)) < config.trials and restarts_left > 0:
                         restarts_left -= 1
                         workers[next_index] = start(next_index)
@@ -109,5 +124,5 @@ def run_worker_processes(config, study, progress, max_restarts: int | None = Non
             process.terminate()
         for process in workers.values():
             process.join(timeout=10)
-        for process in workers.values():
-            recover_interrupted(study, worker=f"{host}:{process.pid}")
+        for process in workers.values():  # stopped by us, not by their candidates
+            recover_interrupted(study, worker=f"{host}:{process.pid}", crashed=False)

@@ -1,4 +1,4 @@
-"""The ``optinas`` command line: one module per command (search, space, cost, export, report,
+"""The ``optinas`` command line: one module per command (search, train, space, cost, export, report,
 reproduce, worker), each with ``add_parser(commands)`` and ``run(args)``.
 
 Bad input of any kind (a flag, a file, a genotype) ends with one line on stderr and exit
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from optinas.search_space.errors import OptinasError
+from optinas.search_space.errors import OptinasError, shown
 from optinas.strategies.cli import cost, export, report, reproduce, search, space, train, worker
-from optinas.strategies.cli.common import EXIT_USAGE, ArgumentParser
+from optinas.strategies.cli.common import EXIT_USAGE, ArgumentParser, one_line
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -37,7 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except OptinasError as error:
-        print(f"optinas {args.command}: error: {error}", file=sys.stderr)
+        print(one_line(f"optinas {args.command}: error: {error}"), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        # The paths are checked up front (cli/paths.py); this is the net for what changes
+        # between check and use (a disk that fills, a folder made read-only meanwhile).
+        if error.filename is None:
+            raise
+        print(one_line(f"optinas {args.command}: error: cannot use {shown(str(error.filename))}: "
+                       f"{error.strerror or error}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"optinas {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)

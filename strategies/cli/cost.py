@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from optinas.search_space import ConfigError, InputSpec, count_cost, load_genotype
-from optinas.search_space.errors import OptinasError
+from optinas.search_space.errors import OptinasError, shown
 from optinas.strategies.results.records import cost_table_text
 
 __all__ = ["add_parser", "run"]
@@ -18,7 +18,7 @@ def add_parser(commands) -> None:
     parser = commands.add_parser(
         "cost", help="per-layer cost table of a genotype or preset",
         description="Print ops (mul, add, xnor), BOPs, parameters, storage bits and energy per layer, "
-                    "with totals in three views: everything; seed 000's convention (weighted layers "
+                    "with totals in three views: everything; AdderNet's convention (weighted layers "
                     "other than the first and the last); every weighted layer.")
     parser.add_argument("genotype", help="a genotype JSON file, a runs/<study>/best/<trial> folder, "
                                          "or a preset name (e.g. resnet20, resnet18)")
@@ -41,9 +41,11 @@ def _cost_target(text: str, input_text: str | None):
         genotype = preset(text)
     if input_text is None:
         return genotype
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", input_text)
+    # At most 9 digits each: Python refuses to read integers of over 4,300 digits, and InputSpec
+    # bounds every side far below 10**9 anyway (with a sentence naming it).
+    match = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", input_text)
     if not match or min(int(group) for group in match.groups()) < 1:
-        raise ConfigError(f"--input must be CxHxW with positive integers, e.g. 3x32x32; got {input_text!r}")
+        raise ConfigError(f"--input must be CxHxW with positive integers, e.g. 3x32x32; got {shown(input_text)}")
     channels, height, width = (int(group) for group in match.groups())
     spec = InputSpec(channels, height, width, genotype.input.classes)
     try:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from optinas.search_space.errors import ConfigError
+from optinas.strategies.cli.paths import is_writable
 from optinas.strategies.report.page import build_report
+from optinas.strategies.storage import check_storage_url
 
 __all__ = ["add_parser", "run"]
 
@@ -22,7 +25,13 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
 
-    summary = build_report(Path(args.run_dir), args.storage)
+    run_dir = Path(args.run_dir)  # build_report says what is wrong with a folder that is not a study
+    if run_dir.is_dir() and not is_writable(run_dir):
+        raise ConfigError(f"cannot write {run_dir / 'report.html'}: the study folder is read-only; copy it "
+                          "somewhere writable and run optinas report on the copy")
+    if args.storage is not None:
+        check_storage_url(args.storage, existing=True)
+    summary = build_report(run_dir, args.storage)
     print(f"wrote {summary.path}: {summary.trials} finished trials; Pareto front: trials "
           f"{', '.join(map(str, summary.front)) or 'none'}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from optinas.search_space.errors import ConfigError
+from optinas.strategies.cli.paths import input_folder, output_folder
 from optinas.strategies.reproduce import ReproduceOptions, list_text, parse_depths, reproduce
 
 __all__ = ["add_parser", "run"]
@@ -12,8 +13,8 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "reproduce", help="rerun a seed paper's experiment (table + figure under runs/reproduce/)",
-        description="Rerun one of the seed papers' experiments; it writes table.md, table.json and "
+        "reproduce", help="rerun a paper's experiment (table + figure under runs/reproduce/)",
+        description="Rerun one of the papers' experiments; it writes table.md, table.json and "
                     "figure.html to RUNS/reproduce/NAME/. --list shows the experiments.")
     parser.add_argument("name", nargs="?", help="the experiment (see --list)")
     parser.add_argument("--list", action="store_true", help="list the experiments, one line each")
@@ -37,6 +38,9 @@ def run(args) -> int:
         return 0
     if not args.name:
         raise ConfigError("name an experiment (optinas reproduce NAME) or pass --list to see them")
+    output_folder(Path(args.runs_dir), "--runs-dir")
+    if args.data_dir is not None and Path(args.data_dir).exists():
+        input_folder(args.data_dir, "--data-dir")
     options = ReproduceOptions(fast=args.fast, epochs=args.epochs, batch_size=args.batch_size,
                                depths=parse_depths(args.depths) if args.depths else None,
                                seed=args.seed, device=args.device, runs_dir=Path(args.runs_dir),

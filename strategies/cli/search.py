@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from optinas.search_space.packaged_spaces import PACKAGED_SPACES
 from optinas.strategies.cli.common import print_summary
+from optinas.strategies.cli.paths import input_file, input_folder, output_folder
 from optinas.strategies.config import Budget, SearchConfig
 from optinas.strategies.search import run_search
 
@@ -39,9 +41,9 @@ def add_parser(commands) -> None:
                         "--device, in ms (timed on the built model before training)")
     parser.add_argument("--hardware", metavar="PROFILE", help="energy profile: a shipped name "
                         "(horowitz45, int8_accelerator) or a .toml file (default: horowitz45)")
-    parser.add_argument("--objectives", default="accuracy,mults", help="comma-separated: accuracy (maximised) "
+    parser.add_argument("--objectives", default="accuracy,energy", help="comma-separated: accuracy (maximised) "
                         "and any of mults, energy, params, storage, latency (minimised); accuracy alone is a "
-                        "single-objective search (default: accuracy,mults)")
+                        "single-objective search (default: accuracy,energy)")
     parser.add_argument("--sampler", default="tpe", help="tpe (multivariate, grouped), nsga2, random, gp or gibbs "
                         "(default: tpe)")
     parser.add_argument("--pruner", default="median", help="median, hyperband or none: stops weak trials early "
@@ -71,8 +73,20 @@ def add_parser(commands) -> None:
     parser.add_argument("--runs-dir", default="runs", help="where studies are stored (default: ./runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--presets", metavar="NAMES", help="comma-separated presets to evaluate first, adapted "
-                        "to the task (e.g. resnet20,hb-net20), so the seed baselines join the Pareto front")
+                        "to the task (e.g. resnet20,hb-net20), so the papers' baselines join the Pareto front")
     parser.set_defaults(handler=run)
+
+
+def check_paths(config: SearchConfig) -> None:
+    """The folders and files a search reads and writes, before it starts (cli/paths.py)."""
+    output_folder(config.run_dir, "--runs-dir")
+    if config.space is not None and not (str(config.space) in PACKAGED_SPACES and not config.space.exists()):
+        input_file(config.space, "--space")
+    if config.data_dir is not None:
+        if config.download:
+            output_folder(config.data_dir, "--data-dir")
+        elif config.data_dir.exists():
+            input_folder(config.data_dir, "--data-dir")
 
 
 def run(args) -> int:
@@ -90,6 +104,7 @@ def run(args) -> int:
                           workers=args.workers, storage=args.storage,
                           backend=args.backend, address=args.address, cpus_per_trial=args.cpus_per_trial,
                           gpus_per_trial=args.gpus_per_trial)
+    check_paths(config)
     presets = tuple(name.strip() for name in args.presets.split(",") if name.strip()) if args.presets else ()
     summary = run_search(config, show_progress=not args.quiet, presets=presets)
     print_summary(summary)

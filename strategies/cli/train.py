@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from optinas.evaluator.distributed import world_from_env
 from optinas.search_space.errors import ConfigError
+from optinas.strategies.cli.paths import input_folder, output_folder
 from optinas.strategies.training.front import train_front
 from optinas.strategies.training.run import train_target
 from optinas.strategies.training.settings import TrainSettings
@@ -27,8 +29,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="root of torchvision-format data sets (default: ./data)")
     parser.add_argument("--download", action="store_true", help="let torchvision fetch a missing data set")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per step, over all torchrun "
-                        "processes (default: 128)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step, over all torchrun "
+                        "processes (default: 64, as the search)")
     parser.add_argument("--lr", type=float, default=0.05, help="peak learning rate of Nesterov SGD (default: 0.05)")
     parser.add_argument("--warmup", type=float, default=1.0, metavar="EPOCHS",
                         help="linear warm-up, in epochs (default: 1)")
@@ -50,8 +52,13 @@ def run(args) -> int:
                              warmup_epochs=args.warmup, schedule=args.schedule, name=args.name,
                              device=args.device, seed=args.seed, threads=args.threads,
                              runs_dir=Path(args.runs_dir))
+    output_folder(settings.runs_dir, "--runs-dir")  # a file or a read-only folder: one sentence, before training
+    if args.data_dir is not None and not args.download and Path(args.data_dir).exists():
+        input_folder(Path(args.data_dir), "--data-dir")
     if args.front:
         table, folder = train_front(settings, show_progress=not args.quiet)
+        if not world_from_env().is_main:
+            return 0
         rho = table["spearman"]
         print(f"retrained {len(table['models'])} front models into {folder}/; Spearman rho of proxy vs final "
               f"accuracy: {'n/a' if rho is None else f'{rho:.3f}'} (table: {folder / 'front.md'})")
@@ -60,6 +67,8 @@ def run(args) -> int:
         raise ConfigError(f"{args.target!r} is a study folder; add --front to retrain its Pareto front, "
                           "or name one model as runs/STUDY/best/N")
     outcome = train_target(settings, show_progress=not args.quiet)
+    if not world_from_env().is_main:
+        return 0  # under torchrun, rank 0 speaks for all
     state = "already finished; nothing trained" if outcome.already_finished else "trained"
     print(f"{outcome.label}: {state}; test accuracy {outcome.test_accuracy:.4f}, results in {outcome.run_dir}/")
     return 0

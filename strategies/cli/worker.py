@@ -6,6 +6,9 @@ from pathlib import Path
 
 from optinas.strategies.backends.database import join_study
 from optinas.strategies.cli.common import print_summary
+from optinas.strategies.cli.paths import output_folder
+from optinas.strategies.config import check_study_name
+from optinas.strategies.storage import check_storage_url
 
 __all__ = ["add_parser", "run"]
 
@@ -31,6 +34,9 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
 
+    check_study_name(args.study)
+    check_storage_url(args.storage, existing=True)  # a typo must not create an empty SQLite file
+    output_folder(Path(args.runs_dir) / args.study, "--runs-dir")
     summary = join_study(args.study, args.storage, runs_dir=Path(args.runs_dir), device=args.device,
                          threads=args.threads, show_progress=not args.quiet,
                          worker_index=getattr(args, "worker_index", None))

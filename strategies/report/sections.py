@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import shlex
 from pathlib import Path
 
 from optinas.strategies.budgets import Budget
@@ -53,21 +54,28 @@ def _model_link(run_dir: Path, row: dict) -> str:
     return "<span class=\"note\">not exported yet (best/ is rebuilt when the search ends)</span>"
 
 
+def train_command(run_dir: Path, number: int) -> str:
+    """The command that trains front model ``number`` at full fidelity (``optinas train``)."""
+    return f"optinas train {shlex.quote(str(run_dir / 'best' / str(number)))}"
+
+
 def front_table(run_dir: Path, front: list[dict], objectives) -> str:
-    """One line per front model: its objective values, test accuracy, energy, size and export."""
+    """One line per front model: its values, test accuracy, energy, size, export and train command."""
     if not front:
         return "<p>No trained trial yet, so no front.</p>"
     head = "".join(f"<th>{html.escape(objective.label)}</th>" for objective in objectives)
     lines = [f"<table><tr><th>trial</th><th>preset</th>{head}<th>test accuracy</th><th>energy (pJ)</th>"
-             "<th>parameters</th><th>model</th></tr>"]
+             "<th>parameters</th><th>model</th><th>full training</th></tr>"]
     for row in front:
         cost, metrics = row.get("cost") or {}, row.get("metrics") or {}
         values = "".join(f"<td>{_number(value)}</td>" for value in row["values"])
         lines.append(f"<tr><td>{row['number']}</td><td>{html.escape(row.get('preset') or '')}</td>{values}"
                      f"<td>{_number(metrics.get('test_accuracy'))}</td><td>{_number(cost.get('energy_pj'))}</td>"
-                     f"<td>{_number(cost.get('params'))}</td><td>{_model_link(run_dir, row)}</td></tr>")
+                     f"<td>{_number(cost.get('params'))}</td><td>{_model_link(run_dir, row)}</td>"
+                     f"<td><code>{html.escape(train_command(run_dir, row['number']))}</code></td></tr>")
     lines.append("</table><p class=\"note\">Test accuracy is measured once, on the held-out test split, "
-                 "and played no part in the search.</p>")
+                 "and played no part in the search. The last column trains a model from scratch at full fidelity "
+                 "(results in final/N/; add --epochs, --task and the other flags of optinas train).</p>")
     return "\n".join(lines)
 
 

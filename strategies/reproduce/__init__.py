@@ -1,4 +1,4 @@
-"""``optinas reproduce``: the seed experiments the project can rerun, by name.
+"""``optinas reproduce``: the papers' experiments the project can rerun, by name.
 
 Each experiment is one module with a ``run(options, folder) -> str`` function, registered
 below with a one-line summary and the optional flags it accepts. It writes its table and
@@ -62,11 +62,11 @@ class ReproduceOptions:
 
 @dataclass(frozen=True)
 class Experiment:
-    """One rerunnable seed experiment.
+    """One rerunnable experiment of the papers.
 
     Attributes:
         name: What ``optinas reproduce NAME`` takes.
-        summary: One line for ``--list``: the seed, the table or figure, the setting.
+        summary: One line for ``--list``: the paper, the table or figure, the setting.
         module: The module (inside this package) whose ``run(options, folder)`` runs it.
         accepts: The optional flags it understands (``epochs``, ``depths``, ``batch_size``,
             ``data_dir``).
@@ -88,15 +88,15 @@ class Experiment:
 
 EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
     Experiment("optnet-table2",
-               "seed 004 Table 2: MSE vs depth (10-40) of GD/HB/AGD/AGD2/ADMM-inspired sigmoid nets "
+               "Li et al. Table 2: MSE vs depth (10-40) of GD/HB/AGD/AGD2/ADMM-inspired sigmoid nets "
                "on 10,000 random N(0, I) pairs, 1,000 epochs; no data needed; ~3 h on one CPU core",
                "optnet_table2", frozenset({"epochs", "depths", "batch_size"})),
     Experiment("adder-toys",
-               "seed 000 Figs. 4-6: two-layer FC nets vs AdderNets on the 2-D toys (unit ball, two "
+               "AdderNet Figs. 4-6: two-layer FC nets vs AdderNets on the 2-D toys (unit ball, two "
                "balls, x*y sign), 10,000 iterations; no data needed; ~10 min on one CPU core",
                "adder_toys", frozenset({"batch_size"})),
     Experiment("cifar10-compare",
-               "seed 000 Table 2 (ResNet-20: CNN, AdderNet, BNN) and seed 004 Table 4 (ResNet vs HB-Net) "
+               "AdderNet Table 2 (ResNet-20: CNN, AdderNet, BNN) and Li et al. Table 4 (ResNet vs HB-Net) "
                "on CIFAR-10, 40 epochs each; needs --data-dir (or OPTINAS_DATA); ~40 min on one GPU "
                "(estimate, not yet run)",
                "cifar10_compare", frozenset({"epochs", "batch_size", "data_dir"})),

@@ -1,4 +1,4 @@
-"""Optuna samplers by name: ``--sampler tpe|nsga2|random|gp`` (and ``gibbs``, seed 003).
+"""Optuna samplers by name: ``--sampler tpe|nsga2|random|gp`` (and ``gibbs``, Chee and Loustau).
 
 Budgets reach every sampler as trial constraints (``Trial.set_constraint``); samplers that
 model constraints (TPE, NSGA-II, GP) use them, the others ignore them.
@@ -41,7 +41,7 @@ def _gp(seed: int, objectives: int):
 
 def _gibbs(seed: int, objectives: int):
 
-    # Seed 003's exponential weights; it reads values[0] (accuracy) and the trials'
+    # Chee and Loustau's exponential weights; it reads values[0] (accuracy) and the trials'
     # sparsity records, so it serves single- and multi-objective studies alike.
     return GibbsSampler(seed=seed)
 

@@ -16,8 +16,9 @@ How the online setting maps onto a search (one finished trial is one round):
   parameters (pattern, layer kind, options, coefficients) are uniform. The joint prior is
   the product over stem and stages, the per-layer form of eq. 6 in Remark 2 (eq. 11).
 - **Loss of round t.** ``l_t = 1 - val_accuracy + penalty_weight * pen_XNOR(w_t)`` for the
-  trained candidate (``values[0]`` of the study, minimised directly if that objective is
-  minimised), with pen_XNOR from the trial's "sparsity" user attribute (Theorem 3.2,
+  trained candidate (the study's "accuracy" objective, in whatever position
+  ``--objectives`` put it; in a study without one, its first maximised objective, else its
+  first objective, minimised directly), with pen_XNOR from the trial's "sparsity" user attribute (Theorem 3.2,
   ``optinas.search_space.sparsity.pen_xnor``). ``penalty_weight`` is Theorem 3.2's 1 / (lambda n)
   that turns nats into loss per example; pen_XNOR also stands for the cost objectives of a
   multi-objective study (it grows with the network). Infeasible trials (status
@@ -73,7 +74,7 @@ from optuna.trial import TrialState
 
 from optinas.search_space.errors import ConfigError
 from optinas.search_space.sparsity import pen_xnor
-from optinas.strategies.status import trial_status
+from optinas.strategies.status import TrialStatus, trial_status
 
 __all__ = ["GibbsSampler", "prior_factor"]
 
@@ -240,14 +241,15 @@ class GibbsSampler(optuna.samplers.BaseSampler):
 
     def _round_losses(self, study, trials) -> list[tuple[dict, float]]:
         by_number = {trial.number: trial for trial in trials}
-        maximise = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+        fit_index = _fit_objective(study)
+        maximise = study.directions[fit_index] == optuna.study.StudyDirection.MAXIMIZE
         rounds, penalties = [], []
         for trial in trials:
             attrs = trial.user_attrs
             if trial.state == TrialState.FAIL:
                 # worker.trial_status, as the study counts trials: a heartbeat-failed trial
                 # (no "interrupted" mark) or a surplus one is no round, only a failure of its own.
-                if trial_status(trial) == "failed":
+                if trial_status(trial) == TrialStatus.FAILED:
                     rounds.append((trial.params, self.infeasible_loss, None))
             elif trial.state == TrialState.PRUNED and trial.intermediate_values:
                 # Its last reported accuracy: an early (pessimistic) measurement, as the pruner judged it.
@@ -255,10 +257,10 @@ class GibbsSampler(optuna.samplers.BaseSampler):
                 rounds.append((trial.params, 1.0 - value if maximise else value, _MEAN_PENALTY))
             elif trial.state != TrialState.COMPLETE:
                 continue  # interrupted, running, waiting, or pruned before any report
-            elif attrs.get("status") == "infeasible":
+            elif attrs.get("status") == TrialStatus.INFEASIBLE:
                 rounds.append((trial.params, self.infeasible_loss, None))
             else:
-                value = float(trial.values[0])
+                value = float(trial.values[fit_index])
                 fit = 1.0 - value if maximise else value
                 if self.loss == "cross_entropy":
                     fit = float((attrs.get("metrics") or {}).get("val_loss", fit))
@@ -302,3 +304,14 @@ def _choices(distribution) -> list | None:
         values = range(distribution.low, distribution.high + 1, distribution.step)
         return list(values) if len(values) <= _MAX_CHOICES else None
     return None
+
+
+def _fit_objective(study) -> int:
+    """Which of the study's values is the round's fit: "accuracy" by name, else the first
+    maximised value (accuracy is optinas's only maximised objective), else the first."""
+    names = study.metric_names or []
+    if "accuracy" in names:
+        return names.index("accuracy")
+    maximised = [index for index, direction in enumerate(study.directions)
+                 if direction == optuna.study.StudyDirection.MAXIMIZE]
+    return maximised[0] if maximised else 0

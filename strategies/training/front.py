@@ -10,8 +10,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from scipy.stats import spearmanr
-
+from optinas.evaluator.distributed import world_from_env
 from optinas.search_space.errors import ConfigError
 from optinas.strategies.files import write_json_atomic, write_text_atomic
 from optinas.strategies.training.run import TrainOutcome, prepare_target, train_target
@@ -34,8 +33,11 @@ def front_targets(study_dir: Path) -> list[Path]:
 
 def rank_correlation(proxy: list[float], final: list[float]) -> float | None:
     """Spearman's rho of the two lists; None with fewer than 2 models or a constant list."""
-    if len(proxy) < 2:
+    if len(proxy) < 2 or len(set(proxy)) < 2 or len(set(final)) < 2:
         return None
+    # scipy.stats takes about a second to import; only the front table needs it.
+    from scipy.stats import spearmanr
+
     rho = spearmanr(proxy, final).statistic
     return None if not math.isfinite(rho) else float(rho)
 
@@ -76,6 +78,8 @@ def train_front(settings: TrainSettings, show_progress: bool = True) -> tuple[di
     outcomes = [train_target(one, show_progress=show_progress) for one in per_model]
     table, markdown = front_table(outcomes)
     final = study_dir / "final"
+    if not world_from_env().is_main:
+        return table, final  # under torchrun only rank 0 writes
     write_json_atomic(final / "front.json", table)
     write_text_atomic(final / "front.md", f"# Proxy vs final accuracy: study {study_dir.name}\n\n" + markdown)
     return table, final

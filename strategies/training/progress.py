@@ -3,8 +3,7 @@ validation accuracy and the time left, plus one line per finished epoch."""
 
 from __future__ import annotations
 
-from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from optinas.evaluator.full_training import EpochRecord
 

@@ -22,9 +22,16 @@ from optinas.evaluator.full_training import FullTraining
 from optinas.search_space import InputSpec, build_model, export_source
 from optinas.strategies.files import write_bytes_atomic, write_text_atomic
 from optinas.strategies.training.progress import TrainProgress
-from optinas.strategies.training.records import (check_settings, latest_checkpoint, load_checkpoint,
-                                                 read_metrics, save_checkpoint, write_curves,
-                                                 write_metrics, write_settings)
+from optinas.strategies.training.records import (
+    check_settings,
+    latest_checkpoint,
+    load_checkpoint,
+    read_metrics,
+    save_checkpoint,
+    write_curves,
+    write_metrics,
+    write_settings,
+)
 from optinas.strategies.training.settings import Target, TrainSettings, resolve_target, with_study_defaults
 
 __all__ = ["TrainOutcome", "train_target", "prepare_target"]

@@ -19,6 +19,7 @@ from optinas.search_space import Genotype, InputSpec, load_genotype
 from optinas.search_space.errors import ConfigError
 from optinas.search_space.presets import PRESETS, preset
 from optinas.strategies.files import read_toml
+from optinas.strategies.status import TrialStatus
 
 __all__ = ["TrainSettings", "Target", "resolve_target", "with_study_defaults", "proxy_accuracies"]
 
@@ -34,7 +35,7 @@ class TrainSettings:
     data_dir: str | None = None
     download: bool = False
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 0.05
     warmup_epochs: float = 1.0
     schedule: str = "cosine"
@@ -54,11 +55,11 @@ class TrainSettings:
             raise bad("batch-size", self.batch_size, "a positive integer")
         if not (math.isfinite(self.lr) and 0 < self.lr <= 100):
             raise bad("lr", self.lr, "a number in (0, 100]")
-        if not (math.isfinite(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs):
-            raise bad("warmup", self.warmup_epochs, f"a number of epochs in [0, --epochs={self.epochs})")
+        if not (math.isfinite(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
+            raise bad("warmup", self.warmup_epochs, f"a number of epochs in [0, --epochs={self.epochs}]")
         if self.schedule not in DECAYS:
             raise bad("schedule", self.schedule, f"one of {', '.join(DECAYS)}")
-        if self.name is not None and not _NAME.match(self.name):
+        if self.name is not None and not _NAME.fullmatch(self.name):  # fullmatch: "$" lets "name\n" in
             raise bad("name", self.name, "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
         if not 0 <= self.seed < 2**32:
             raise bad("seed", self.seed, "an integer in 0..2**32 - 1")
@@ -163,6 +164,6 @@ def proxy_accuracies(study_dir: Path) -> dict[int, float]:
     accuracies = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line) if line.strip() else {}
-        if row.get("status") == "trained" and row.get("values"):
+        if row.get("status") == TrialStatus.TRAINED and row.get("values"):
             accuracies[int(row["number"])] = float(row["values"][index])
     return accuracies

@@ -121,8 +121,8 @@ def test_recipe_hooks_run_around_every_step_and_before_every_scoring(digits, mon
     spy = SpyRecipe()
     monkeypatch.setattr(train_module, "recipes_for", lambda model: [spy])
     scored = []
-    real_score = train_module._score
-    monkeypatch.setattr(train_module, "_score", lambda model, data, split, *rest: (
+    real_score = train_module.score_split
+    monkeypatch.setattr(train_module, "score_split", lambda model, data, split, *rest: (
         scored.append((split, spy.calls[-1])), real_score(model, data, split, *rest))[1])
     torch.manual_seed(0)
     evaluate(build_model(_small()), digits, Fidelity(epochs=2, batch_size=128), seed=0)
@@ -136,7 +136,7 @@ def test_recipe_hooks_run_around_every_step_and_before_every_scoring(digits, mon
     assert all(last == ("inference",) for _, last in scored)
 
 
-def test_adder_genotype_gets_the_seed_000_recipe_automatically(digits):
+def test_adder_genotype_gets_the_addernet_recipe_automatically(digits):
     from optinas.search_space.layers.adder_kind import AdderConv2d
 
     torch.manual_seed(0)
@@ -180,7 +180,7 @@ def test_cuda_graph_training_matches_eager(digits):
 
 def test_tensor_lr_optimizer_follows_the_schedule_like_the_float_one():
     # The graph path's optimizer: fused SGD reading a learning-rate tensor filled each step.
-    from optinas.evaluator.train import _make_optimizer
+    from optinas.evaluator.train import make_optimizer
 
     torch.manual_seed(0)
     model = build_model(_small())
@@ -188,7 +188,7 @@ def test_tensor_lr_optimizer_follows_the_schedule_like_the_float_one():
     twin_model.load_state_dict(model.state_dict())
     fidelity = Fidelity(weight_decay=1e-3)
     lr = torch.tensor(0.0)
-    fused, plain = _make_optimizer(model, fidelity, lr), _make_optimizer(twin_model, fidelity)
+    fused, plain = make_optimizer(model, fidelity, lr), make_optimizer(twin_model, fidelity)
     for value in (0.05, 0.0, 0.2):
         lr.fill_(value)
         for group in plain.param_groups:

@@ -1,4 +1,4 @@
-"""The seeds' synthetic tasks, regression training, and seed 000's one-hidden-unit toy check."""
+"""The papers' synthetic tasks, regression training, and AdderNet's one-hidden-unit toy check."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_toy_tasks_are_2d_points_split_three_ways():
     assert not torch.equal(load_task("xy-sign", seed=4).test_x, task.test_x)
 
 
-def test_regression_task_is_seed_004s_gaussian_pairs():
+def test_regression_task_is_li_et_al_gaussian_pairs():
     task = load_task("regression", seed=0)
     assert task.kind == "regression" and task.input_shape == (REGRESSION_DIM, 1, 1)
     assert task.train_y.shape == (task.num_train, REGRESSION_DIM)
@@ -59,10 +59,10 @@ def test_evaluate_trains_regression_with_mse():
 
 
 def _two_layer(kind: str, seed: int) -> nn.Module:
-    """Seed 000 section 5.3's two-layer network with one hidden unit and ReLU.
+    """AdderNet section 5.3's two-layer network with one hidden unit and ReLU.
 
     Each adder layer is followed by BatchNorm (Definition 1: a scale and a bias per output,
-    eq. 28); the classifier has two outputs for cross-entropy, which is the seed's sigmoid
+    eq. 28); the classifier has two outputs for cross-entropy, which is the paper's sigmoid
     and binary cross-entropy on the difference of the two logits.
     """
     from optinas.search_space.registry import layer_kind
@@ -72,7 +72,7 @@ def _two_layer(kind: str, seed: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), linear(2, 1), nn.BatchNorm1d(1), nn.ReLU(), linear(1, 2))
 
 
-# Seed 000 trains both with Nesterov SGD, momentum 0.9, weight decay 5e-4, lr 0.1; the
+# AdderNet trains both with Nesterov SGD, momentum 0.9, weight decay 5e-4, lr 0.1; the
 # evaluator adds the adder recipe (p from 2 to 1, eq. 27 scaling) by itself.
 TOY = Fidelity(epochs=10, batch_size=64, lr=0.1, label_smoothing=0.0, warmup_epochs=0.0)
 

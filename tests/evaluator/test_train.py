@@ -22,7 +22,7 @@ from optinas.evaluator import (
     resolve_device,
 )
 from optinas.evaluator.failures import DivergenceWatch
-from optinas.evaluator.train import _make_optimizer, lr_factor
+from optinas.evaluator.train import make_optimizer, lr_factor
 from optinas.search_space.errors import ConfigError
 
 # Short recipes keep the file well under 40 s on 2 CPU cores; LEARN is the one that must
@@ -117,7 +117,7 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
 
 def test_weight_decay_skips_batchnorm_and_biases():
     model = small_cnn()
-    optimizer = _make_optimizer(model, Fidelity(weight_decay=1e-3))
+    optimizer = make_optimizer(model, Fidelity(weight_decay=1e-3))
     decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     names = {name for name, p in model.named_parameters() if id(p) in decayed}
     assert names == {"0.weight", "3.weight", "8.weight"}

@@ -1,4 +1,4 @@
-"""Adder layer (seed 000): every implementation against a slow, obviously correct reference."""
+"""Adder layer (AdderNet): every implementation against a slow, obviously correct reference."""
 
 from __future__ import annotations
 
@@ -275,6 +275,10 @@ for k, stride, padding, p, dtype, cl in cases:
     for name, a, b in zip(("y", "dx", "dw"), *outs):
         err = ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
         assert err < tol, (k, stride, padding, p, dtype, name, err)
+# The self-check the dispatcher runs before the first use on a device (adder_dispatch)
+# passes on the real kernels.
+from optinas.search_space.layers.adder_selfcheck import check_against_torch
+assert check_against_torch(adder2d_cuda, torch.device("cpu"), torch.float32) is None
 print("interpreter ok")
 """
 
@@ -324,11 +328,13 @@ _COMPILED_CASES = [  # k, stride, padding, p: every kernel (l1, lp, windows dX, 
 
 
 @pytest.mark.slow
-def test_compiled_cpu_path_matches_reference():
+def test_compiled_cpu_path_matches_reference(monkeypatch):
     """The torch.compile kernels (compiling takes ~20-60 s here) against eqs. 5, 20, 21."""
     from optinas.search_space.layers import adder_compiled
 
     pytest.importorskip("torch._inductor")
+    # The suite runs with OPTINAS_ADDER_COMPILE=0 (tests/conftest.py).
+    monkeypatch.setitem(adder_compiled._STATE, "override", True)
     assert not adder_compiled._STATE["failed"]
     for k, stride, padding, p in _COMPILED_CASES:
         x, weight = _inputs(n=3, c=4, o=6, h=9, w=8, k=k)
@@ -342,36 +348,3 @@ def test_compiled_cpu_path_matches_reference():
     x32 = torch.randn(4, 8, 6, 6).contiguous(memory_format=torch.channels_last)
     y = adder_compiled.adder2d_compiled(x32, torch.randn(8, 8, 3, 3), 1, 1, 1.0)
     assert y.is_contiguous(memory_format=torch.channels_last)
-
-
-def test_compiled_cpu_path_falls_back_to_eager_with_one_warning(monkeypatch):
-    from optinas.search_space.layers import adder, adder_compiled
-
-    def broken():
-        raise RuntimeError("no C++ compiler")
-
-    monkeypatch.setattr(adder_compiled, "_kernels", broken)
-    monkeypatch.setitem(adder_compiled._STATE, "failed", False)
-    monkeypatch.setitem(adder_compiled._STATE, "override", True)
-    x, weight = _inputs(n=2, c=3, o=4, h=6, w=5)
-    grad = torch.randn(2, 4, 6, 5, dtype=x.dtype)
-    with pytest.warns(RuntimeWarning, match=r"no C\+\+ compiler") as record:
-        got = _run(adder._adder_forward, x, weight, grad, 1, 1, 1.0)
-        adder._adder_forward(x, weight, 1, 1, 1.0)
-    assert sum("compiled CPU kernels failed" in str(w.message) for w in record) == 1
-    assert adder_compiled._STATE["failed"] and not adder_compiled.compiled_cpu_enabled()
-    for a, b in zip(got, _run(adder2d, x, weight, grad, 1, 1, 1.0)):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-
-
-def test_compiled_cpu_path_is_opt_in(monkeypatch):
-    from optinas.search_space.layers import adder_compiled
-
-    monkeypatch.setitem(adder_compiled._STATE, "override", None)
-    monkeypatch.setitem(adder_compiled._STATE, "failed", False)
-    monkeypatch.delenv(adder_compiled.ENV_VAR, raising=False)
-    assert not adder_compiled.compiled_cpu_enabled()
-    monkeypatch.setenv(adder_compiled.ENV_VAR, "1")
-    assert adder_compiled.compiled_cpu_enabled()
-    adder_compiled.set_adder_compile(False)
-    assert not adder_compiled.compiled_cpu_enabled()

@@ -1,4 +1,4 @@
-"""Special cases of the blocks are the classic networks (seed 004, Table 3)."""
+"""Special cases of the blocks are the classic networks (Li et al., Table 3)."""
 
 import torch
 import torch.nn.functional as F

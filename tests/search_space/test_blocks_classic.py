@@ -1,4 +1,4 @@
-"""Special cases of the blocks are the classic networks, exactly (seed 004, Table 3).
+"""Special cases of the blocks are the classic networks, exactly (Li et al., Table 3).
 
 Each classic network is written here independently (plain torch, its own module layout);
 weights are copied from the optinas model in registration order and the outputs compared.
@@ -185,7 +185,7 @@ def test_vgg_small_is_the_plain_network_with_max_pools():
         nn.Conv2d(512, 512, 3, 1, 1, bias=False), nn.BatchNorm2d(512), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10))
     genotype = preset("vgg-small")
-    # Seed 000 counts all layers but the first and the last: 0.604G multiplications here.
+    # AdderNet counts all layers but the first and the last: 0.604G multiplications here.
     assert count_cost(genotype).paper["mul"] == 603_979_776
     _assert_same_outputs(build_model(preset("vgg-small", InputSpec(3, 16, 16, 10))), theirs, (3, 16, 16))
 

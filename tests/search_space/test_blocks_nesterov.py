@@ -1,4 +1,4 @@
-"""Nesterov's theta sequence (eq. 3), its momentum and the h recursion (eq. 5) of seed 004."""
+"""Nesterov's theta sequence (eq. 3), its momentum and the h recursion (eq. 5) of Li et al."""
 
 import math
 
@@ -64,7 +64,7 @@ def test_constant_momentum_h_by_hand():
 
 @pytest.mark.parametrize("momentum", [None, 0.3])
 def test_eq_4_with_these_h_reproduces_eq_3(momentum):
-    # Nesterov on a quadratic f(z) = z^T A z / 2 with step 1 (the seed's convention), started
+    # Nesterov on a quadratic f(z) = z^T A z / 2 with step 1 (Li et al.'s convention), started
     # with z_{-1} = z_0: the y_k of eq. 3 must equal the dense form y_{k+1} = y_k - sum_j h g_j.
     torch.manual_seed(0)
     q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))

@@ -1,4 +1,4 @@
-"""Every block pattern against its equation (seed 004, eqs. 13, 17, 18, 20, 21), in every mode."""
+"""Every block pattern against its equation (Li et al., eqs. 13, 17, 18, 20, 21), in every mode."""
 
 import itertools
 

@@ -41,7 +41,7 @@ def test_conv_counts_by_hand():
     assert cost["stem.bn"].mul == 8 * 8 * 4 and cost["stem.bn"].params == 8
     assert cost["fc"].mul == 4 * 10 and cost["fc"].params == 4 * 10 + 10
     assert cost["pool"].add == 4 * 63
-    # Seed 000 (section 4.2) leaves BatchNorm and the first and last layers out.
+    # AdderNet (section 4.2) leaves BatchNorm and the first and last layers out.
     assert count_cost(genotype).paper["mul"] == sum(
         cost[name].mul for name in ("stages.0.blocks.0.body.layer1", "stages.0.blocks.0.body.layer2"))
 

@@ -4,14 +4,17 @@ layers), so that a wrong answer in any of them shows, not only a disagreement be
 analytic and the hook-based count (tests/search_space/test_cost_hooks.py).
 """
 
+import dataclasses
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from optinas.search_space import (BlockSpec, Coefficient, Genotype, InputSpec, LayerSpec, StageSpec, StemSpec,
-                                  build_model, count_cost, count_with_hooks)
+                                  build_model, count_cost, count_with_hooks, registry)
 from optinas.search_space.cost import Cost, LayerCost, load_profile
-from optinas.search_space.cost.layer_records import conv_output_size, maxpool_record
+from optinas.search_space.cost.layer_records import conv_output_size, layer_record, linear_record, maxpool_record
 from optinas.search_space.cost.records import combine_ops, weighted_cost
 from optinas.search_space.cost.summary import cost_table, format_bits, format_count, format_energy
 from optinas.search_space.genotype import BlockOverride
@@ -38,6 +41,7 @@ def test_a_record_has_float_defaults_and_counts_its_outputs():
 @pytest.mark.parametrize("values, learnable, expected", [
     ([], [], (0, 0, 0)),
     ([0.0, 0.0], [False, False], (0, 0, 0)),          # nothing left to add
+    ([1.0, 0.0, 2.0, 3.0], [False] * 4, (1, 2, 1)),   # a dropped term drops only itself
     ([1.0], [False], (0, 0, 0)),                      # one term: no addition
     ([-1.0, 1.0], [False, False], (0, 1, 0)),         # a sign flip is free
     ([1.0, 2.0, -4.0, 0.25], [False] * 4, (0, 3, 3)),  # powers of two, either sign: shifts
@@ -98,27 +102,20 @@ def test_totals_and_the_three_views():
 
 
 def test_the_json_form():
-    free = load_profile("horowitz45")
-    cost = Cost.from_records((1, 2, 2), _records())
+    cost = Cost.from_records((1, 2, 2), _records())  # priced on the default profile
     data = cost.to_dict()
-    assert cost.hardware is free and data["hardware"] == "horowitz45" and data["input_shape"] == [1, 2, 2]
+    assert cost.hardware is load_profile("horowitz45")
+    assert data["hardware"] == "horowitz45" and data["input_shape"] == [1, 2, 2]
     assert data["memory"] == {"weights": "sram", "activations": "sram"}
     assert data["total"] == cost.total and data["paper"] == cost.paper and data["weighted"] == cost.weighted
     assert [row["name"] for row in data["layers"]] == ["stem", "mid", "bn", "fc"]
     assert data["layers"][1] == {**cost.records[1].to_dict(), "activations": 4, "energy_pj": cost.energies[1].total}
     # With no SRAM to speak of, everything is in DRAM, and the JSON says so.
-    import copy
-
-    from optinas.search_space.cost.profiles import PROFILE_DIR, parse_profile
-    import tomllib
-
-    data = tomllib.loads((PROFILE_DIR / "horowitz45.toml").read_text())
-    tiny = copy.deepcopy(data)
-    tiny["memory"]["sram_bytes"] = 1
-    assert Cost.from_records((1, 2, 2), _records(), parse_profile(tiny)).to_dict()["memory"] == {
+    tiny = dataclasses.replace(load_profile("horowitz45"), sram_bytes=1)
+    assert Cost.from_records((1, 2, 2), _records(), tiny).to_dict()["memory"] == {
         "weights": "dram", "activations": "dram"}
-    tiny["memory"]["sram_bytes"] = 2 * 16 * 4  # the largest activation twice, and no room for weights
-    assert Cost.from_records((1, 2, 2), _records(), parse_profile(tiny)).to_dict()["memory"] == {
+    snug = dataclasses.replace(tiny, sram_bytes=2 * 16 * 4)  # the largest activation twice; no room for weights
+    assert Cost.from_records((1, 2, 2), _records(), snug).to_dict()["memory"] == {
         "weights": "dram", "activations": "sram"}
 
 
@@ -141,6 +138,25 @@ def test_maxpool_counts_comparisons_on_pytorchs_output_shape(height, width, kern
     assert (out_h, out_w) == tuple(out[2:]) and record.out_shape == (3, out_h, out_w)
     assert record.add == (kernel * kernel - 1) * 3 * out_h * out_w
     assert (record.mul, record.params, record.op, record.name) == (0, 0, "maxpool", "p")
+
+
+def test_a_kind_that_declares_its_storage_is_counted_with_it(monkeypatch):
+    # LayerKind.storage_bits: a kind that stores more than weights x bits + other parameters
+    # x 32 declares it, with the arguments of ``params``; the record takes that number.
+    def declared(form, in_channels, out_shape, kernel_size, options):
+        # Every argument leaves its own digits in the answer.
+        return ({"conv": 1, "linear": 2}[form] * 10**8 + in_channels * 10**5 + math.prod(out_shape) * 10**2
+                + kernel_size * 10 + options["w_bits"])
+
+    probe = dataclasses.replace(layer_kind("quant"), name="storage_probe", storage_bits=declared)
+    monkeypatch.setitem(registry._LAYERS, "storage_probe", probe)
+    spec = LayerSpec("storage_probe", {"w_bits": 3})
+    record, _, _ = layer_record("q", spec, 3, 5, 3, 1, 4, 4)
+    assert record.storage_bits == 1 * 10**8 + 3 * 10**5 + 80 * 10**2 + 3 * 10 + 3
+    assert linear_record("fc", spec, 6, 2).storage_bits == 2 * 10**8 + 6 * 10**5 + 2 * 10**2 + 1 * 10 + 3
+    # Without a declaration: weights x their bits, every other parameter x 32.
+    plain = linear_record("fc", LayerSpec("quant", {"w_bits": 3}), 6, 2)
+    assert plain.storage_bits == 12 * 3 + (plain.params - 12) * 32 and plain.paper  # paper unless told
 
 
 # -- the analytic walk, by hand ----------------------------------------------------------------
@@ -207,6 +223,8 @@ def test_the_analytic_walk_by_hand():
     assert [r.name for r in cost.records if r.macs and not r.paper] == ["stem.layer", "fc"]
     assert all(r.paper for r in cost.records if r.macs and r.name not in ("stem.layer", "fc"))
     assert not any(r.paper for r in cost.records if not r.macs)
+    # Counts and shapes are whole numbers (the JSON says 8, not 8.0).
+    assert all(type(value) is int for r in cost.records for value in (*r.out_shape, *r[3:11]))
     assert cost.hardware.name == "horowitz45" and count_cost(_walked(), "int8_accelerator").hardware.name == \
         "int8_accelerator"
 
@@ -272,6 +290,28 @@ def test_hooks_on_the_meta_device_and_without_parameters():
         ("0", "maxpool", (3, 2, 2), 0, 3 * 3 * 4), ("1", "avgpool", (3,), 3, 3 * 3)]
 
 
+def test_pools_of_any_kernel_shape_and_channel_count():
+    # A 2x3 window has 5 comparisons per output; a 3x3 one given as a tuple, 8; one channel averaged
+    # over 9 positions: 1 multiplication and 8 additions.
+    pools = nn.Sequential(nn.MaxPool2d((2, 3)), nn.MaxPool2d((3, 3), stride=1, padding=1))
+    cost = count_with_hooks(pools, (1, 4, 6))
+    assert [(r.out_shape, r.add) for r in cost.records] == [((1, 2, 2), 5 * 4), ((1, 2, 2), 8 * 4)]
+    one = count_with_hooks(nn.Sequential(GlobalAvgPool()), (1, 3, 3)).records
+    assert [(r.op, r.out_shape, r.mul, r.add) for r in one] == [("avgpool", (1,), 1, 8)]
+
+
+def test_hooks_take_a_modules_own_storage_bits():
+    # A module that stores more than its parameters (a codebook, a step) says so itself.
+    genotype = Genotype(InputSpec(1, 4, 4, 2), StemSpec(4), (StageSpec(1, 4, body="single",
+                                                                         layer=LayerSpec("quant")),))
+    model = build_model(genotype)
+    layer = model.get_submodule("stages.0.blocks.0.body.layer1")
+    layer.storage_bits = lambda: 12_345
+    records = count_with_hooks(model, genotype.input.shape).by_name()
+    assert records["stages.0.blocks.0.body.layer1"].storage_bits == 12_345
+    assert records["stem.layer"].storage_bits == 4 * 9 * 32
+
+
 def test_a_module_run_twice_is_counted_twice_and_sums_by_their_coefficients():
     class Twice(nn.Module):
         def __init__(self):
@@ -309,20 +349,22 @@ def test_a_module_the_hooks_cannot_count_is_named():
 
 @pytest.mark.parametrize("value, text", [
     (0, "0"), (12, "12"), (99_999, "99,999"), (100_000, "100k"), (2_359_296, "2.359M"), (-250_000, "-250k"),
-    (1_814_073_344, "1.814G"), (3.5e12, "3.5T"),
+    (1_814_073_344, "1.814G"), (3.5e12, "3.5T"), (1e6, "1M"), (1e9, "1G"), (1e12, "1T"), (999_999_999, "1000M"),
 ])
 def test_counts_are_exact_below_100k_and_four_digits_above(value, text):
     assert format_count(value) == text
 
 
 @pytest.mark.parametrize("picojoules, text", [
-    (0.5, "0.5 pJ"), (999, "999 pJ"), (1000, "1 nJ"), (1_234_567, "1.23 uJ"), (2.5e9, "2.5 mJ"), (3e12, "3 J")])
+    (0.5, "0.5 pJ"), (999, "999 pJ"), (1000, "1 nJ"), (1_234_567, "1.23 uJ"), (2.5e9, "2.5 mJ"), (3e12, "3 J"),
+    (1e6, "1 uJ"), (1e9, "1 mJ"), (1e12, "1 J")])
 def test_energies_in_the_largest_unit_below(picojoules, text):
     assert format_energy(picojoules) == text
 
 
 @pytest.mark.parametrize("bits, text", [
-    (12, "1.5 B"), (8 * 1024, "1 KiB"), (1_638_400, "200 KiB"), (8 * 2**20, "1 MiB"), (3 * 8 * 2**30, "3 GiB")])
+    (12, "1.5 B"), (8 * 1024, "1 KiB"), (1_638_400, "200 KiB"), (8 * 2**20, "1 MiB"), (3 * 8 * 2**30, "3 GiB"),
+    (8 * 2**30, "1 GiB"), (8 * 1023, "1.02e+03 B")])
 def test_sizes_in_binary_units(bits, text):
     assert format_bits(bits) == text
 
@@ -354,9 +396,14 @@ def test_the_table_has_a_row_per_record_and_the_totals():
     assert lines[6] == ("total                                                           123.5k        19         3"
                         "        99        25       800     460 nJ")
     # The paper view (the * row) and the weighted view (both rows: each has MACs).
+    assert lines[7][:38].rstrip().endswith("view (* rows)")
     assert lines[7].endswith("123.5k         7         3        99        10       320     459 nJ")
-    assert lines[8].endswith("123.5k        19         3        99        25       800     460 nJ")
+    assert lines[8] == ("weighted layers (* + first, last)                               123.5k        19         3"
+                        "        99        25       800     460 nJ")
     assert lines[9] == rule
+    assert lines[10].startswith("* ") and lines[10].endswith(
+        " counts weighted layers other than the first and the last (no BatchNorm, skip sums, coefficients or "
+        "pooling); 'total' counts everything.")
     assert lines[11:] == [
         "storage: 100 B (800 bits), 25 parameters",
         "activations: 19 elements written per image, largest tensor 16 elements (64 B at fp32)",
@@ -364,3 +411,10 @@ def test_the_table_has_a_row_per_record_and_the_totals():
         "  " + load_profile("horowitz45").description,
     ]
     assert cost_table(cost).splitlines()[0] == lines[1]  # no title, no title line
+    # A name of exactly the column's width is shown whole.
+    exact = Cost.from_records((1, 2, 2), [LayerCost("n" * 38, "conv", (1,), mul=1)], "horowitz45")
+    assert cost_table(exact).splitlines()[2].startswith("n" * 38 + " conv ")
+    # Where the memory model puts weights and activations is said per table.
+    small = dataclasses.replace(load_profile("horowitz45"), sram_bytes=1)
+    spilled = Cost.from_records(cost.input_shape, cost.records, small)
+    assert "+ weights 16.2 nJ (DRAM) + activations 24.7 nJ (DRAM)" in cost_table(spilled).splitlines()[-2]

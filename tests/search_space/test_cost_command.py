@@ -44,7 +44,7 @@ def test_table_lists_every_layer_and_both_totals(capsys, tmp_path):
     names = [line.split()[0] for line in lines[2:2 + len(cost.records)]]
     assert names == [record.name for record in cost.records]
     assert any(line.startswith("total ") for line in lines)
-    assert any(line.startswith("seed 000 view") for line in lines)
+    assert any(line.startswith("AdderNet view") for line in lines)
     assert "energy on int8_accelerator" in out and "binary*" in out
 
 

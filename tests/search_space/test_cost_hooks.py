@@ -105,7 +105,7 @@ def test_per_layer_definitions_on_a_quantised_and_a_binary_layer():
     fan_in, outputs = 8 * 9, 16 * 8 * 8
     assert q.macs == fan_in * outputs and q.bops == q.macs * 4 * 8
     assert (q.weight_bits, q.activation_bits) == (4, 8)
-    # Seed 001's storage: weights x log2(lambda) bits, plus the 2^4 codebook values and the
+    # Ding et al.'s storage: weights x log2(lambda) bits, plus the 2^4 codebook values and the
     # activation step at 32 bits.
     assert q.storage_bits == 16 * fan_in * 4 + (2 ** 4 + 1) * 32
     b = records["stages.1.blocks.0.body.layer2"]

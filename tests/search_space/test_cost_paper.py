@@ -1,4 +1,4 @@
-"""The presets against seed 000's op counts (AdderNet, Tables 2 and 3).
+"""The presets against AdderNet's op counts (Tables 2 and 3).
 
 Which convention each published figure uses (what this file establishes):
 
@@ -28,12 +28,12 @@ from optinas.search_space import LayerSpec, count_cost
 from optinas.search_space.presets import preset
 
 ADDER = LayerSpec("adder")
-BNN = LayerSpec("binary", {"scale": "none"})  # seed 000's BNN row: sign weights, no scale (#Mul 0)
+BNN = LayerSpec("binary", {"scale": "none"})  # AdderNet's BNN row: sign weights, no scale (#Mul 0)
 
 
 def _variant(name, layer=None, shortcut=None):
     """The preset with every stage layer ``layer`` and/or every shortcut ``shortcut``; stem and
-    classifier stay float (seed 000: "we follow the general setting in binary networks to set
+    classifier stay float (AdderNet: "we follow the general setting in binary networks to set
     the first and last layers as full-precision convolutional layers")."""
     genotype = preset(name)
     changes = {key: value for key, value in (("layer", layer), ("shortcut", shortcut)) if value is not None}

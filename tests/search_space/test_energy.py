@@ -36,7 +36,7 @@ def test_shipped_profiles_and_the_default():
     assert {"horowitz45", "int8_accelerator"} <= set(profile_names())
     default = load_profile(None)
     assert default.name == "horowitz45" and count_cost(_tiny()).hardware.name == "horowitz45"
-    # DESIGN.md's 45 nm table (Horowitz, ISSCC 2014), pJ.
+    # The 45 nm table (Horowitz, ISSCC 2014), pJ.
     expected = {("mul", "fp32"): 3.7, ("add", "fp32"): 0.9, ("mul", "fp16"): 1.1, ("add", "fp16"): 0.4,
                 ("mul", "int32"): 3.1, ("add", "int32"): 0.1, ("mul", "int8"): 0.2, ("add", "int8"): 0.03,
                 ("add", "int16"): 0.05}
@@ -161,6 +161,6 @@ def test_adder_network_saves_the_multiplier_energy():
 
     cnn = count_cost(preset("resnet20")).paper
     adder = count_cost(preset("resnet20-adder")).paper
-    # Seed 000's point in energy: per MAC, mul + add (3.7 + 0.9 pJ) becomes two adds (2 x 0.9).
+    # AdderNet's point in energy: per MAC, mul + add (3.7 + 0.9 pJ) becomes two adds (2 x 0.9).
     assert adder["energy_compute_pj"] / cnn["energy_compute_pj"] == pytest.approx(1.8 / 4.6, rel=1e-12)
     assert math.isclose(adder["energy_weights_pj"], cnn["energy_weights_pj"])

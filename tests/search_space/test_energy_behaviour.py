@@ -198,6 +198,13 @@ def test_integer_precisions_round_up_to_the_narrowest_wider_integer_unit():
         profile.op_energy("xnor", "bf16")
 
 
+def test_a_profile_built_in_code_with_no_entries_says_so():
+    bare = HardwareProfile("bare", "", (), "fp32", 32, 64, MappingProxyType({"mul": {}}), 1, 0.0, 0.0, 0.0, 0.0)
+    with pytest.raises(ConfigError, match=r"^hardware profile 'bare' has no ops.mul energy for int8 or a wider "
+                                          r"integer \(it has: none\); add ops.mul.int8 to the profile$"):
+        bare.op_energy("mul", "int8")
+
+
 def test_profiles_by_name_path_or_object(tmp_path):
     names = profile_names()
     assert names == sorted(names) and {"horowitz45", "int8_accelerator"} <= set(names)
@@ -221,8 +228,8 @@ def test_unreadable_profiles_are_one_sentence(tmp_path):
                                 f"{', '.join(profile_names())} or the path of a .toml profile")
     with pytest.raises(ConfigError, match=r"^hardware profile file '.*missing\.toml' does not exist$"):
         load_profile(str(tmp_path / "missing.toml"))
-    with pytest.raises(ConfigError, match=r"^hardware profile file '.*' does not exist$"):
-        load_profile(str(tmp_path))  # a folder
+    with pytest.raises(ConfigError, match=r"^hardware profile file '.*' is a folder, not a file$"):
+        load_profile(str(tmp_path))
     latin = tmp_path / "latin.toml"
     latin.write_bytes(b'name = "caf\xe9"\n')
     with pytest.raises(ConfigError, match=r"^cannot read hardware profile '.*latin\.toml': 'utf-8' codec"):
@@ -263,6 +270,8 @@ def _with(change):
     (lambda d: d["ops"]["add"].pop("int1"), "binary layers need ops.xnor.int1 and ops.add.int1 "
                                             "(pJ per XNOR and per popcount bit)"),
     (lambda d: d["ops"]["mul"].update(int8=True), "ops.mul.int8 must be a non-negative number (pJ), got True"),
+    (lambda d: d["ops"]["mul"].update(int12=1.0), "unknown precision 'int12' in ops.mul; allowed: fp32, fp16, bf16, "
+                                                  "int32, int16, int8, int4, int2, int1"),
     (lambda d: d["ops"]["mul"].update(int8=math.inf), "ops.mul.int8 must be a non-negative number (pJ), got inf"),
     (lambda d: d["ops"]["mul"].update(int8=math.nan), "ops.mul.int8 must be a non-negative number (pJ), got nan"),
     (lambda d: d["ops"]["mul"].update(int8=-0.5), "ops.mul.int8 must be a non-negative number (pJ), got -0.5"),
@@ -292,6 +301,13 @@ def _with(change):
 ])
 def test_bad_profiles_say_what_and_where(change, message):
     assert _refused(_with(change)) == f"hardware profile p.toml: {message}"
+
+
+def test_a_profile_from_plain_data_is_named_as_such():
+    data = _with(lambda d: d.update(word_bits=0))
+    with pytest.raises(ConfigError, match=r"^hardware profile <profile>: word_bits must be an integer"):
+        parse_profile(data)
+    assert parse_profile(copy.deepcopy(TOY)).origin == "<profile>"
 
 
 @pytest.mark.parametrize("change", [

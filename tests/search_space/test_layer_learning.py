@@ -1,11 +1,11 @@
 """Learning checks on digits (CPU): every cheap-arithmetic kind trains, and AdderNet's recipe
-(full-precision gradients, l_p schedule, adaptive learning rate; seed 000) beats plain
+(full-precision gradients, l_p schedule, adaptive learning rate; AdderNet) beats plain
 autograd sign gradients on the same network.
 
 One network shape for all kinds: float 3x3 stem (16 channels, 8x8), one ResNet stage
 (heavy ball b1 = 1, b2 = 0) of depth 1, width 16, stride 2 with the pad shortcut, whose two
 body layers are of the kind under test, and a float classifier (first and last layers
-float, as in seeds 000 and 003). Six epochs of the evaluator's default SGD recipe.
+float, as in AdderNet and XNOR-Net++). Six epochs of the evaluator's default SGD recipe.
 
 Validation accuracy (288 images, chance 0.10) measured on the 2-core sandbox, torch 2.13
 CPU, one thread, seeds 0 / 1 / 2: conv 0.962 / 0.955 / 0.969; adder 0.889 / 0.861 / 0.837;
@@ -61,7 +61,7 @@ def _train_once(digits, layer, seed, sign_gradients):
 class SignGradientAdder2d(AdderConv2d):
     """The baseline: Y = -sum |X - F| (p = 1 throughout) differentiated by autograd, so the
     filters get sign(X - F) (eq. 4) and the inputs sign(F - X) - the signSGD update that
-    seed 000 (section 3.1) replaces by eqs. 5 and 21.
+    AdderNet (section 3.2) replaces by eqs. 5 and 21.
 
     Batches go through in chunks of 16 images only to keep each broadcast tensor small
     (the arithmetic and the gradients are the same); evaluation, which needs no

@@ -2,8 +2,8 @@
 
 Registry-driven checks (forward/backward in both forms, declared parameters, analytic cost
 equal to the hook count, export round trip) run for every kind; the rest checks binary
-(seed 003), quant (seeds 001-002) and the adder kind's linear form and recipe (seed 000)
-against hand computations.
+(XNOR-Net++, Chee and Loustau), quant (Ding et al. and the weight-quantization appendix) and
+the adder kind's linear form and recipe (AdderNet) against hand computations.
 """
 
 import importlib.util
@@ -49,7 +49,7 @@ def _everywhere(layer: LayerSpec) -> Genotype:
     return Genotype(InputSpec(3, 11, 9, 10), StemSpec(8, layer=layer), stages, HeadSpec(layer))
 
 
-# -- every kind --------------------------------------------------------------------------
+# -- every kind -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", KINDS)
@@ -141,7 +141,7 @@ def test_declared_precisions_and_costs():
     assert layer_kind("adder").options["eta"].default == 0.1
 
 
-# -- binary (seed 003) ---------------------------------------------------------------------
+# -- binary (Chee and Loustau) ----------------------------------------------------------------
 
 
 def test_sign_is_plus_minus_one_with_sign_of_zero_plus_one_and_clipped_gradient():
@@ -214,7 +214,7 @@ def test_binary_storage_is_one_bit_per_weight():
     assert linear.storage_bits() == 10 * 8 + 32 * (2 * 8 + 10)
 
 
-# -- quant (seeds 001, 002) ----------------------------------------------------------------
+# -- quant (Ding et al. and the weight-quantization appendix) ---------------------------------
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
@@ -302,7 +302,7 @@ def test_quant_storage_counts_steps_and_bias():
     assert QuantLinear(8, 10, w_bits=2).storage_bits() == 80 * 2 + 32 * (1 + 10)
 
 
-# -- adder (seed 000): linear form and recipe ---------------------------------------------
+# -- adder (AdderNet): linear form and recipe -------------------------------------------------
 
 
 @pytest.mark.parametrize("p", [1.0, 1.5, 2.0])

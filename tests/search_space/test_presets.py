@@ -1,4 +1,4 @@
-"""Named genotypes of the seed papers: shapes, costs, the CLI, and seeding a search with them."""
+"""Named genotypes of the source papers: shapes, costs, the CLI, and seeding a search with them."""
 
 import importlib.util
 import json
@@ -37,7 +37,7 @@ def test_presets_build_their_paper_input(name):
     imagenet = name in ("resnet18", "resnet50")
     assert genotype.input == (InputSpec(3, 224, 224, 1000) if imagenet else InputSpec(3, 32, 32, 10))
     assert Genotype.from_json(genotype.to_json()) == genotype
-    # First and last layers stay float in every variant (seed 000, section 4.2).
+    # First and last layers stay float in every variant (AdderNet, section 4.2).
     assert genotype.stem.layer.kind == "conv" and genotype.head.layer.kind == "conv"
     for suffix, kind in VARIANT_KINDS.items():
         if name.endswith(suffix):
@@ -45,8 +45,8 @@ def test_presets_build_their_paper_input(name):
     assert count_cost(genotype).params > 0
 
 
-def test_seed_000_counts():
-    # Seed 000 omits the first and last layers. ResNet-20 (option A): 40.11M multiplications
+def test_addernet_counts():
+    # AdderNet omits the first and last layers. ResNet-20 (option A): 40.11M multiplications
     # (Table 2 prints 41.17M); VGG-small 0.60G (0.65G); ResNet-18 1.70G (1.8G); ResNet-50 3.97G (3.9G).
     paper = {name: count_cost(preset(name)).paper for name in ("resnet20", "resnet32", "resnet18", "resnet50")}
     assert paper["resnet20"]["mul"] == 40_108_032 and paper["resnet20"]["add"] == 40_108_032

@@ -1,4 +1,10 @@
-"""A throwaway PostgreSQL server on loopback, for the tests of workers sharing a database.
+"""Fixtures of the strategies tests: a gate on the trials of the processes a test starts, and a
+throwaway PostgreSQL server on loopback, for the tests of workers sharing a database.
+
+``gate`` (``strategies/fault_hooks.py``, switched on for a process by ``gate.env``) holds
+every trial of those processes just before it trains until the test lets its ticket
+through, so a test that kills a process mid-search knows exactly which trials finished and
+which were training: it never bets on a trial being fast or slow (the machine may be loaded).
 
 ``postgres_url`` yields a SQLAlchemy URL of a fresh, empty database on a server that this
 module starts once per test session: ``initdb`` into a temporary folder, ``postgres`` on
@@ -23,10 +29,13 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from optinas.strategies import fault_hooks
 
 _STEP_TIMEOUT_S = 60  # initdb, start and stop each finish in a few seconds on a 2-core machine
 _BINARIES = ("initdb", "pg_ctl", "postgres")
@@ -205,3 +214,53 @@ def postgres_url(postgres_server) -> str:
             cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         connection.close()
+
+
+_GUARD_S = 600  # a failure guard only: every wait below ends on an event, long before this
+
+
+class Gate:
+    """The test's side of ``fault_hooks``' gate: which trials arrived, how many may train."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables that put a process's trials behind this gate."""
+        return {fault_hooks.GATE_ENV: str(self.folder)}
+
+    def open(self, tickets: int) -> None:
+        """Let the first ``tickets`` trials to arrive (in ticket order) train."""
+        fault_hooks.open_gate(self.folder, tickets)
+
+    def arrivals(self) -> list[tuple[int, int, int]]:
+        """(ticket, trial number, pid) of each trial that reached the gate, in ticket order."""
+        return fault_hooks.arrivals(self.folder)
+
+    @staticmethod
+    def wait(condition, what: str, processes=(), poll_s: float = 0.05):
+        """Poll ``condition()`` until it returns something truthy, and return that.
+
+        Fails the test, saying what it waited for, when one of ``processes`` (``Popen``) exits
+        first or after ``_GUARD_S`` (a guard: the condition is the synchronisation).
+        """
+        deadline = time.monotonic() + _GUARD_S
+        while not (found := condition()):
+            for process in processes:
+                if process.poll() is not None:
+                    output = process.stderr.read() if process.stderr else b""
+                    output = output.decode(errors="replace") if isinstance(output, bytes) else output
+                    pytest.fail(f"waiting for {what}: {process.args[3:5]} exited with {process.returncode}:\n"
+                                f"{output[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"waited {_GUARD_S} s for {what}")
+            time.sleep(poll_s)
+        return found
+
+
+@pytest.fixture
+def gate(tmp_path) -> Gate:
+    """A closed gate in a new folder: no trial of a process started with ``gate.env`` trains yet."""
+    return Gate(tmp_path / "gate")

@@ -105,6 +105,7 @@ def test_from_flags_parses_each_limit_on_its_own():
     assert Budget.from_flags(max_storage="1KiB").limits() == {"max_storage": 8_192}
     assert Budget.from_flags(max_latency_ms=" 12.5 ").limits() == {"max_latency_ms": 12.5}
     assert Budget.from_flags(max_latency_ms=3).max_latency_ms == 3.0
+    assert Budget.from_flags(max_latency_ms="0.5").max_latency_ms == 0.5  # under a millisecond is a limit too
     assert Budget.from_flags(hardware="int8_accelerator") == Budget(hardware="int8_accelerator")
 
 
@@ -140,6 +141,11 @@ def test_a_budget_refuses_limits_that_are_not_positive_and_finite(field, value, 
     with pytest.raises(ConfigError) as error:
         Budget(**{field: value})
     assert str(error.value) == message
+
+
+def test_small_limits_are_limits():
+    assert Budget(max_params=1, max_latency_ms=0.5, max_energy=1e-3).limits() == {
+        "max_energy": 1e-3, "max_params": 1, "max_latency_ms": 0.5}
 
 
 def test_limits_identity_and_latency_need():

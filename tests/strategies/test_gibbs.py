@@ -209,3 +209,16 @@ def test_quantized_weights_count_by_their_grid_values():
     # Grid values 0, 1, -1, 1 (2.6 clips to 1), plus the step 1 (real); the bias is zero.
     assert sparsity_stats(layer) == {"l0": 4, "l1": pytest.approx(4.0), "scale_l0": 0, "scale_l1": 0.0,
                                      "binary": 0}
+
+
+def test_the_round_fit_is_the_accuracy_objective_wherever_it_stands():
+    import optuna
+
+    from optinas.strategies.samplers.gibbs import _fit_objective
+
+    named = optuna.create_study(directions=["minimize", "maximize"])
+    named.set_metric_names(["mults", "accuracy"])
+    assert _fit_objective(named) == 1
+    unnamed = optuna.create_study(directions=["minimize", "maximize", "minimize"])
+    assert _fit_objective(unnamed) == 1  # the one maximised value
+    assert _fit_objective(optuna.create_study(directions=["minimize"])) == 0

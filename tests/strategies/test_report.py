@@ -6,6 +6,7 @@ the user attributes strategies/trial.py writes, with a synthetic accuracy.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -256,3 +257,18 @@ def test_report_of_a_real_tiny_search(tmp_path):
     assert "3 finished trials" in page
     for number in summary.front:
         assert f'<a href="best/{number}/model.py">' in page
+
+
+def test_front_table_gives_each_models_train_command(study_page, tmp_path):
+    import shlex
+
+    from optinas.strategies.report.page import build_report
+
+    run_dir = shutil.copytree(study_page[0], tmp_path / "a folder")  # a space: the command must quote it
+    summary = build_report(run_dir)
+    page = summary.path.read_text()
+    assert summary.front
+    for number in summary.front:
+        command = f"optinas train {shlex.quote(str(run_dir / 'best' / str(number)))}"
+        assert f"<code>{html.escape(command)}</code>" in page
+        assert shlex.split(command)[2] == str(run_dir / "best" / str(number))

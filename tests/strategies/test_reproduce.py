@@ -1,4 +1,4 @@
-"""optinas reproduce: seed 004's Table 2 update rules (eqs. 7, 11-14), seed 000's toys, the CIFAR-10
+"""optinas reproduce: Li et al.'s Table 2 update rules (eqs. 7, 11-14), AdderNet's toys, the CIFAR-10
 comparisons, the registry and the CLI."""
 
 import dataclasses
@@ -163,7 +163,7 @@ def test_list_prints_one_line_per_experiment(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == len(EXPERIMENTS) and lines == list_text().splitlines()
-    assert lines[0].startswith("optnet-table2 ") and "seed 004 Table 2" in lines[0]
+    assert lines[0].startswith("optnet-table2 ") and "Li et al. Table 2" in lines[0]
     assert not (tmp_path / "runs").exists()
 
 
@@ -213,7 +213,7 @@ def test_list_names_every_experiment_with_its_needs_and_time():
     assert all(" ~" in line and ("min" in line or " h " in line) for line in lines.values())
 
 
-# ---------------------------------------------------------------- seed 000 toys (section 5.3)
+# ---------------------------------------------------------------- AdderNet toys (section 5.3)
 
 def test_toy_net_is_a_sigmoid_classifier_with_the_operator_swapped():
     from optinas.strategies.reproduce.adder_toys.experiment import ToyNet
@@ -345,7 +345,7 @@ def test_cifar10_subset_trains_and_tabulates_beside_the_paper():
     rows = run_models(task, settings)
     assert 0 <= rows[0]["test_accuracy"] <= 1 and len(rows[0]["curve"]) == 1
     markdown = table_markdown(settings, rows, task, 1.0)
-    assert "| resnet20 | seed 000 Table 2, ResNet-20 CNN | 800 | 92.93 | 1 |" in markdown
+    assert "| resnet20 | AdderNet Table 2, ResNet-20 CNN | 800 | 92.93 | 1 |" in markdown
 
 
 @pytest.mark.slow
@@ -361,5 +361,5 @@ def test_cifar10_compare_fast_writes_its_table(tmp_path, capsys):
                                                           "hb-net20"]
     assert all("test_accuracy" in row for row in table["results"])
     markdown = (folder / "table.md").read_text()
-    assert "| resnet20-binary | seed 000 Table 2, ResNet-20 BNN | 800 | 84.87 | 1 |" in markdown
+    assert "| resnet20-binary | AdderNet Table 2, ResNet-20 BNN | 800 | 84.87 | 1 |" in markdown
     assert "Plotly.newPlot" in (folder / "figure.html").read_text()

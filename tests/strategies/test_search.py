@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -145,30 +144,27 @@ def _count_done(run_dir, name):
     return completed, training
 
 
-def test_kill_9_then_the_same_command_resumes(tmp_path):
+def test_kill_9_then_the_same_command_resumes(tmp_path, gate):
     command = [sys.executable, "-m", "optinas.strategies.cli", "search", "--study", "k", "--trials", "4",
-               "--epochs", "3", "--device", "cpu", "--runs-dir", str(tmp_path), "--quiet"]
+               "--epochs", "1", "--device", "cpu", "--runs-dir", str(tmp_path), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    gate.open(1)  # the first trial trains; the second waits at the gate until the kill
+    process = subprocess.Popen(command, env={**env, **gate.env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     run_dir = tmp_path / "k"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        completed, running = _count_done(run_dir, "k")
-        if completed >= 1 and running == 1:
-            break
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.05)
-    else:
-        pytest.fail("the search never reached a running second trial")
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    try:
+        gate.wait(lambda: _count_done(run_dir, "k")[0] == 1 and len(gate.arrivals()) == 2,
+                  "the first trial to complete and the second to reach training", [process])
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    assert _count_done(run_dir, "k") == (1, 1)
 
     study = open_study(run_dir, "k")
     done_before = {t.number: t.datetime_complete for t in study.get_trials() if t.state.name == "COMPLETE"}
     interrupted = [t for t in study.get_trials() if t.state.name == "RUNNING"]
     assert len(interrupted) == 1
 
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     study = open_study(run_dir, "k")
     trials = study.get_trials()
@@ -179,5 +175,6 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
     assert killed.state.name == "FAIL" and trial_status(killed) == TrialStatus.INTERRUPTED
     retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
     assert len(retry) == 1 and retry[0].params == killed.params and retry[0].state.name == "COMPLETE"
+    assert retry[0].user_attrs["crashes"] == 1  # one process died on it: not yet a crash loop
     assert (run_dir / "report.html").exists()
     assert len((run_dir / "trials.jsonl").read_text().splitlines()) == 5

@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import optuna
 import pytest
@@ -61,10 +61,23 @@ def test_a_later_trial_beyond_the_requested_number_is_surplus():
     assert index_of(study).slot(third.number) == 3  # the told one and the running one come first
 
 
-def test_worker_processes_complete_exactly_the_requested_trials(tmp_path):
+def test_worker_processes_complete_exactly_the_requested_trials(tmp_path, gate, monkeypatch):
+    # Trials train once both workers hold one: a worker that starts late (a loaded machine)
+    # would otherwise find the study already full.
+    def release():
+        try:
+            gate.wait(lambda: len({pid for _, _, pid in gate.arrivals()}) == 2, "both workers to hold a trial")
+        finally:
+            gate.open(100)  # on failure too, so that the search ends and the assertions below say why
+
+    for name, value in gate.env.items():
+        monkeypatch.setenv(name, value)  # the spawned workers inherit it; this process trains nothing
+    releaser = threading.Thread(target=release, daemon=True)
+    releaser.start()
     config = SearchConfig(study="w", trials=4, epochs=1, device="cpu", runs_dir=tmp_path, sampler="random",
                           workers=2, threads=2)
     summary = run_search(config, show_progress=False)
+    releaser.join()
     study = open_study(config.run_dir, "w")
     counted = finished_trials(study)
     assert summary.finished == len(counted) == 4
@@ -90,11 +103,15 @@ def test_optinas_worker_joins_a_database_study(tmp_path, capsys):
 
 
 def test_worker_errors_are_one_line(tmp_path, capsys):
-    url = f"sqlite:///{tmp_path / 'none.db'}"
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    optuna.create_study(study_name="other", storage=url)  # a database without the study asked for
     assert main(["worker", "--study", "nope", "--storage", url, "--runs-dir", str(tmp_path)]) == 2
+    assert main(["worker", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
     assert main(["worker", "--study", "nope", "--storage", "not-a-url"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 2 and "no study 'nope'" in lines[0] and "database URL" in lines[1]
+    assert len(lines) == 3 and "no study 'nope'" in lines[0] and "no SQLite database at" in lines[1]
+    assert "database URL" in lines[2]
+    assert not (tmp_path / "none.db").exists()  # a typo creates no empty database
 
 
 def test_proxy_width_trains_small_and_exports_the_real_architecture(tmp_path):
@@ -131,50 +148,47 @@ def _journal_trials(run_dir, name):
         return []
 
 
-def _wait_for(run_dir, name, process, done, other_than=None, timeout=240):
-    """The first trial that is training once ``done`` trials completed (not ``other_than``)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        trials = _journal_trials(run_dir, name)
-        training = [t for t in trials if t.state.name == "RUNNING" and "hash" in t.user_attrs
-                    and t.number != other_than]
-        if sum(t.state.name == "COMPLETE" for t in trials) >= done and training:
-            return training[0]
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.1)
-    pytest.fail("the search never reached a training trial")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; workers die with the driver on Linux")
-def test_killed_worker_and_killed_driver_lose_no_trial(tmp_path):
+def test_killed_worker_and_killed_driver_lose_no_trial(tmp_path, gate):
     command = [sys.executable, "-m", "optinas.strategies.cli", "search", "--study", "kw", "--trials", "4",
-               "--epochs", "2", "--device", "cpu", "--threads", "2", "--workers", "2", "--sampler", "random",
+               "--epochs", "1", "--device", "cpu", "--threads", "2", "--workers", "2", "--sampler", "random",
                "--runs-dir", str(tmp_path), "--quiet"]
     run_dir = tmp_path / "kw"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    victim = _wait_for(run_dir, "kw", process, done=1)
-    os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)  # a worker dies mid-trial
-    running = _wait_for(run_dir, "kw", process, done=2, other_than=victim.number)
-    os.kill(process.pid, signal.SIGKILL)  # then the driver itself
-    process.wait()
-    orphan = int(running.user_attrs["worker"].rsplit(":", 1)[1])
-    deadline = time.time() + 10
-    while _alive(orphan) and time.time() < deadline:
-        time.sleep(0.2)
-    assert not _alive(orphan)  # its workers died with it
+    process = subprocess.Popen(command, env={**os.environ, **gate.env}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        # Both workers hold a trial at the (closed) gate; the first one's worker dies mid-trial.
+        (_, victim, victim_pid), _ = gate.wait(lambda: gate.arrivals()[:2] if len(gate.arrivals()) >= 2 else None,
+                                               "both workers to reach training", [process])
+        os.kill(victim_pid, signal.SIGKILL)
+        # The parent queues the victim's parameters again and starts a replacement worker,
+        # which takes them (the other worker is still held), then both may train.
+        retry = gate.wait(lambda: gate.arrivals()[2:3], "the retried trial to reach training", [process])[0][1]
+        assert _journal_trials(run_dir, "kw")[retry].user_attrs["retry_of"] == victim
+        gate.open(3)
+        # Two trials complete; the next two are held at the gate. Then the driver itself dies.
+        gate.wait(lambda: sum(t.state.name == "COMPLETE" for t in _journal_trials(run_dir, "kw")) == 2
+                  and len(gate.arrivals()) == 5, "two trials to complete and two more to reach training", [process])
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    held = gate.arrivals()[3:]
+    gate.wait(lambda: not any(_alive(pid) for _, _, pid in held), "the workers to die with the driver")
 
-    done_before = {t.number: t.datetime_complete for t in _journal_trials(run_dir, "kw")
-                   if t.state.name == "COMPLETE"}
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    trials = _journal_trials(run_dir, "kw")
+    done_before = {t.number: t.datetime_complete for t in trials if t.state.name == "COMPLETE"}
+    assert sorted(done_before) == sorted([gate.arrivals()[1][1], retry])
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     trials = open_study(run_dir, "kw").get_trials()
     assert sum(map(counts_toward, trials)) == 4
     for number, completed in done_before.items():
         assert trials[number].datetime_complete == completed  # never trained again
-    for lost in (victim, running):
-        assert trials[lost.number].state.name == "FAIL" and trial_status(trials[lost.number]) == TrialStatus.INTERRUPTED
-        retries = [t for t in trials if t.user_attrs.get("retry_of") == lost.number]
-        assert len(retries) == 1 and retries[0].params == lost.params
+    for lost in (victim, *(number for _, number, _ in held)):
+        assert trials[lost].state.name == "FAIL" and trial_status(trials[lost]) == TrialStatus.INTERRUPTED
+        retries = [t for t in trials if t.user_attrs.get("retry_of") == lost]
+        assert len(retries) == 1 and retries[0].params == trials[lost].params
+        assert retries[0].state.name == "COMPLETE" and retries[0].user_attrs["crashes"] == 1
     assert (run_dir / "report.html").exists()
 
 

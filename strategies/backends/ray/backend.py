@@ -11,8 +11,10 @@ Tune callback, writes every finished trial into the optinas study (``runs/<study
 ``finish.write_outputs`` writes trials.jsonl, best/ and the report. Tune's own experiment lives
 in ``runs/<study>/ray/<name>/``: rerunning the same command restores it
 (``Tuner.restore(resume_errored=True)``), so trials that finished are not trained again and
-the study reaches the requested number. ``FailureConfig(max_failures=2)`` retries a trial
-whose worker or node died; a candidate's own failure is a failed trial, never a Ray error.
+the study reaches the requested number. ``FailureConfig(max_failures=1)`` retries a trial
+whose worker or node died once: a candidate that kills its process (a segfault in a native
+kernel, the OOM killer) crashes the retry too, and is then recorded as a failed trial rather
+than retried forever. A candidate's own failure is a failed trial, never a Ray error.
 
 Ray is imported only here and only when this backend runs.
 """
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 from optinas.search_space.errors import ConfigError
+from optinas.strategies import fault_hooks
 from optinas.strategies.backends.ray.compat import check_ray_version, restored_run_config
 from optinas.strategies.backends.ray.records import OptinasSearch, RayRecorder
 from optinas.strategies.backends.ray.trainable import INDEX_KEY, PRESET_KEY, SpaceFunction, train_candidate
@@ -39,7 +42,7 @@ from optinas.strategies.study import create_study, finished_trials, prepare_run_
 
 __all__ = ["run_ray_search", "experiment_dir", "MAX_FAILURES"]
 
-MAX_FAILURES = 2  # retries of a trial whose worker or node died
+MAX_FAILURES = 1  # retries of a trial whose worker or node died (as study.MAX_CRASHES: two deaths)
 _EXPERIMENT = "tune"  # runs/<study>/ray/tune, then tune-2, ... when more trials are requested
 
 
@@ -63,8 +66,11 @@ def _init_ray(config: SearchConfig) -> bool:
     try:
         # "local" starts a private Ray: a bare ray.init() would join whichever cluster
         # `ray start` last left on this machine.
+        # Trial processes do not inherit this process's environment: a test's hooks go along.
+        hooks = fault_hooks.forwarded_environment()
         ray.init(address=config.address or "local", include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False, configure_logging=True)
+                 log_to_driver=False, configure_logging=True,
+                 runtime_env={"env_vars": hooks} if hooks else None)
     except ConnectionError as error:
         raise ConfigError(f"--address {config.address!r}: no Ray cluster answered there ({error}); "
                           "start one with `ray start --head` or leave --address out") from None
@@ -161,10 +167,28 @@ def _drop_torn_snapshots(path: Path) -> None:
                 file.unlink()
 
 
+def _auto_address() -> str:
+    """What ``ray.init(address="auto")`` joins, as its docstring says: RAY_ADDRESS, else the
+    cluster the last ``ray start`` on this machine recorded (checked before anything is written:
+    ``ray.init`` itself fails only after runs/STUDY/ exists)."""
+    found = os.environ.get("RAY_ADDRESS", "").strip()
+    if not found:
+        record = Path(os.environ.get("RAY_TMPDIR") or "/tmp") / "ray" / "ray_current_cluster"
+        found = record.read_text().strip() if record.is_file() else ""
+    if not found:
+        raise ConfigError("--address auto: no Ray cluster found (RAY_ADDRESS is unset and no `ray start` "
+                          "cluster is recorded on this machine); start one with `ray start --head`, or "
+                          "leave --address out to start a local Ray")
+    return found
+
+
 def check_address(address: str | None) -> None:
     """Refuse a malformed or silent ``--address`` at once (``ray.init`` retries for minutes)."""
-    if address is None or address == "auto" or address.startswith("ray://"):
+    if address is None:
         return
+    if address == "auto":
+        address = _auto_address()
+    address = address.removeprefix("ray://")  # Ray Client: HOST:PORT of the head's client server
 
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:

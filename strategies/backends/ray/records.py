@@ -34,6 +34,7 @@ from optinas.strategies.backends.ray.compat import searcher_study
 from optinas.strategies.backends.ray.trainable import INDEX_KEY, PRESET_KEY, RECORD, WEIGHTS
 from optinas.strategies.results.records import append_trials
 from optinas.strategies.status import TrialStatus
+from optinas.strategies.study import CRASHED
 from optinas.strategies.trial import checkpoint_path
 
 __all__ = ["OptinasSearch", "RayRecorder"]
@@ -81,6 +82,7 @@ def _load_checkpoint(checkpoint) -> tuple[dict | None, Path | None]:
     return (json.loads(record.read_text()) if record.exists() else None), local
 
 
+_PROCESS_DIED = "worker process has died"  # Ray's ActorDiedError: the trial's process ended
 _parsed: dict[Path, tuple[tuple[int, int], set[str]]] = {}  # snapshot -> ((mtime, size), finished ids)
 
 
@@ -107,6 +109,14 @@ def _finished_in_snapshot(experiment: Path) -> set[str]:
     _parsed.clear()  # only the newest snapshot is ever asked again
     _parsed[snapshots[-1]] = (version, finished)
     return finished
+
+
+def _failure(error: str | None) -> str:
+    """Why Ray gave up on a trial; a trial whose process died on every try (``MAX_FAILURES``
+    retries) was killed by its candidate: a native crash, or the OOM killer."""
+    if error and _PROCESS_DIED in error:
+        return f"{CRASHED} (ray: {error.split('. ')[0].rstrip('.')})"
+    return f"ray: {error or 'the trial ended without a result'}"
 
 
 class RayRecorder(Callback):
@@ -187,7 +197,7 @@ class RayRecorder(Callback):
                 "user_attrs": {"preset": tune_config[PRESET_KEY]} if tune_config.get(PRESET_KEY) else {},
                 "constraints": {}, "intermediate": {}}
             state = TrialState.FAIL
-            attrs = {"status": TrialStatus.FAILED.value, "failure": f"ray: {error or 'the trial ended without a result'}"}
+            attrs = {"status": TrialStatus.FAILED.value, "failure": _failure(error)}
         try:  # the checkpoint copy in ``local`` is removed by _store, or here if building fails
             distributions = {name: json_to_distribution(text) for name, text in record["distributions"].items()}
             params = {name: value for name, value in record["params"].items() if name in distributions}

@@ -27,7 +27,7 @@ from optuna.distributions import distribution_to_json
 
 from optinas.strategies.storage import open_storage
 from optinas.strategies.study import prepare
-from optinas.strategies.trial import checkpoint_path, run_trial
+from optinas.strategies.trial import checkpoint_path, run_trial, warm_up_kernels
 
 __all__ = ["SpaceFunction", "RayTrial", "train_candidate", "RECORD", "WEIGHTS", "INDEX_KEY", "PRESET_KEY"]
 
@@ -256,4 +256,5 @@ def _context(search, staging: Path):
         cpus = max(1, int(search.cpus_per_trial))
         _contexts.clear()
         _contexts[search] = prepare(search, threads=search.threads or min(cpus, os.cpu_count() or 1))
+        warm_up_kernels(_contexts[search])  # once per Ray worker process, like the context
     return dataclasses.replace(_contexts[search], run_dir=staging, prunes=search.prunes)

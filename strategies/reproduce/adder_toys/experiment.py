@@ -1,6 +1,6 @@
-"""Seed 000's toy experiments (section 5.3, Figs. 4-6): two-layer AdderNets vs multiplication nets.
+"""AdderNet's toy experiments (section 5.3, Figs. 4-6): two-layer AdderNets vs multiplication nets.
 
-Chen et al., "AdderNet and its Minimalist Hardware Design" (journal version of AdderNet).
+Chen et al., "Adder Neural Networks" (the journal version of AdderNet).
 Section 5.3 trains, on three 2-D toy sets, a two-layer fully connected network with ``n``
 hidden units and ReLU ("traditional", multiply-accumulate) and the same network with adder
 layers, and shows their decision boundaries (top row: traditional, bottom row: AdderNet):
@@ -18,17 +18,17 @@ the training points" meaning a training accuracy of at least ``SEPARATES`` (99 %
 Training follows the section: SGD with Nesterov momentum 0.9, weight decay 5e-4, initial
 learning rate 0.1, 10,000 iterations, the binary cross-entropy of a sigmoid output, class 1
 where the sigmoid exceeds 0.5. It runs through ``optinas.evaluator.evaluate`` (the training loop of
-every search), so the adder layers get seed 000's own recipe (Algorithm 1: p from 2 to 1,
+every search), so the adder layers get AdderNet's own recipe (Algorithm 1: p from 2 to 1,
 eq. 20; adaptive learning rate, eq. 27). Where this differs from the paper, and why:
 
-- the data are the evaluator's toys (``evaluator/datasets/synthetic.py``: the seed's "variance" of 10
+- the data are the evaluator's toys (``evaluator/datasets/synthetic.py``: the paper's "variance" of 10
   and 15 is read as the standard deviation, or the unit ball would have no outer class), and
   the network sees them normalised per coordinate like any task's inputs;
 - the learning rate decays linearly to 0 (the evaluator's one schedule), not by a cosine;
 - one output o is trained by cross-entropy over the logits (0, o), which is exactly the
   binary cross-entropy of sigmoid(o), and the prediction argmax(0, o) is sigmoid(o) > 0.5;
 - BatchNorm follows both layers of both networks: an adder layer's outputs are all <= 0
-  (eq. 2), so a ReLU straight after it is dead from the first step, and the seed's networks
+  (eq. 2), so a ReLU straight after it is dead from the first step, and the paper's networks
   put BatchNorm after every adder layer, the classifier included (section 3; the official
   ResNet-20 normalises its logits). Without the output BatchNorm the n = 1 AdderNet lost its
   hidden unit to the ReLU in 2 of 4 seeds on the unit ball (1 of 6 with it; 1,400-iteration
@@ -64,7 +64,7 @@ from optinas.strategies.reproduce.common import one_cpu_thread
 __all__ = ["TOYS", "NETWORKS", "PAPER_READING", "SEPARATES", "ToySettings", "ToyNet", "FAST",
            "train_network", "run_toys", "paper_claims", "comparative_claims", "run"]
 
-#: toy -> (equation, figure, hidden-unit counts n) of seed 000 section 5.3.
+#: toy -> (equation, figure, hidden-unit counts n) of AdderNet section 5.3.
 TOYS = {"unit-ball": (46, 4, (1, 2, 3)), "two-balls": (47, 5, (3, 5, 10)), "xy-sign": (48, 6, (1, 2, 3))}
 #: network -> how the table and the figure name it.
 NETWORKS = {"fc": "FC (multiplications)", "adder": "AdderNet"}
@@ -103,7 +103,7 @@ class ToyNet(nn.Module):
     """Two layers with ``hidden`` units: layer(2, n) -> BN -> ReLU -> layer(n, 1) -> BN.
 
     ``kind`` ``fc`` uses ``nn.Linear`` (o = b + sum_i w_i h_i), ``adder`` the project's
-    ``AdderLinear`` (o = b - sum_i |h_i - w_i|^p, seed 000 eq. 20). The forward returns the
+    ``AdderLinear`` (o = b - sum_i |h_i - w_i|^p, AdderNet eq. 20). The forward returns the
     logits (0, o), so softmax cross-entropy is the binary cross-entropy of sigmoid(o).
     """
 

@@ -1,4 +1,4 @@
-"""table.md and figure.html of ``adder-toys`` (seed 000, section 5.3, Figs. 4-6).
+"""table.md and figure.html of ``adder-toys`` (AdderNet, section 5.3, Figs. 4-6).
 
 The figure lays the panels out like the paper's: for each toy, the multiplication network's
 decision regions on one row and the AdderNet's on the row below, one column per hidden-unit
@@ -29,7 +29,7 @@ def table_markdown(settings: ToySettings, rows: list[dict], claims: list[dict], 
     """Training / test accuracy per toy, network and n, with the paper's reading of its figure."""
     iterations = rows[0]["iterations"] if rows else settings.iterations
     lines = [
-        "# Seed 000, section 5.3: two-layer FC networks vs AdderNets on 2-D toys", "",
+        "# AdderNet, section 5.3: two-layer FC networks vs AdderNets on 2-D toys", "",
         f"{iterations:,} iterations of Nesterov SGD (lr {settings.lr:g} decaying linearly to 0, momentum "
         f"{settings.momentum:g}, weight decay {settings.weight_decay:g}, batch {settings.batch_size}), "
         f"binary cross-entropy; adder eq. 27 eta {settings.eta:g}, p from 2 to 1 over the first 75 %; best of "
@@ -117,7 +117,7 @@ def figure_html(settings: ToySettings, rows: list[dict], models: dict[tuple[str,
     figure.update_xaxes(showticklabels=False)
     figure.update_yaxes(showticklabels=False)
     figure.update_layout(
-        title=f"Seed 000 Figs. 4-6: decision regions (shaded) and training points; per toy, FC on top, "
+        title=f"AdderNet Figs. 4-6: decision regions (shaded) and training points; per toy, FC on top, "
               f"AdderNet below; {rows[0]['iterations'] if rows else settings.iterations:,} iterations",
         template="plotly_white", height=260 * len(panels), width=260 * columns + 120)
     # plotly.js embedded: the page opens offline, like report.html.

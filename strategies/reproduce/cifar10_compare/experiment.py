@@ -1,18 +1,18 @@
-"""The seeds' CIFAR-10 comparisons, retrained with the presets and the evaluator.
+"""The papers' CIFAR-10 comparisons, retrained with the presets and the evaluator.
 
-Two tables of the seeds compare networks that differ in one thing on CIFAR-10:
+Two tables of the papers compare networks that differ in one thing on CIFAR-10:
 
-- seed 000, Table 2, ResNet-20: the same network with convolutions (CNN, 92.93 %), adder
+- AdderNet, Table 2, ResNet-20: the same network with convolutions (CNN, 92.93 %), adder
   layers (l1-AddNN 91.84 %; "v2" 92.31 %) and binary layers (BNN, 84.87 %), first and last
   layer float; 800 epochs, batch 256, lr 0.1 with a polynomial schedule (section 4.2);
-- seed 004, Table 4, CIFAR-10 with standard augmentation ("+"): ResNet vs HB-Net
+- Li et al., Table 4, CIFAR-10 with standard augmentation ("+"): ResNet vs HB-Net
   (x_{k+1} = T(x_k) + x_k - x_{k-1}, section 6.1) at n = 9 (56 layers), error 5.32 % vs
   5.46 %; 300 epochs, batch 64, Nesterov SGD, lr 0.1 divided by 10 at 50 % and 75 %.
 
 Here every network is a preset genotype (``optinas.search_space.presets``; ``hb-net56`` is
 ``resnet56`` with b2 = -1, built the way the ``hb-net20`` preset is built from ``resnet20``)
 trained by ``optinas.evaluator.evaluate`` with one recipe for all (Nesterov SGD, linear warm-up and
-decay, label smoothing 0.1, pad-and-crop + flip; adder layers get seed 000's l_p schedule
+decay, label smoothing 0.1, pad-and-crop + flip; adder layers get AdderNet's l_p schedule
 and eq. 27 scaling, so our adder row compares with the l_p-trained "v2"). The default is 40
 epochs, not the papers' 300-800, so the table puts each paper's epochs beside ours and
 compares the *gaps* to each table's baseline as well as the accuracies. Training uses the
@@ -45,7 +45,7 @@ __all__ = ["MODELS", "FAST", "CifarSettings", "find_cifar10", "load_cifar10", "g
 
 @dataclass(frozen=True)
 class PaperRow:
-    """What a seed reports for one network: CIFAR-10 test accuracy (%) and its setting."""
+    """What a paper reports for one network: CIFAR-10 test accuracy (%) and its setting."""
 
     source: str
     accuracy: float | None
@@ -55,14 +55,14 @@ class PaperRow:
 
 #: Our model -> the paper row it reproduces.
 MODELS = {
-    "resnet20": PaperRow("seed 000 Table 2, ResNet-20 CNN", 92.93, 800, "resnet20"),
-    "resnet20-adder": PaperRow("seed 000 Table 2, ResNet-20 l1-AddNN v2 (l1-AddNN: 91.84)", 92.31, 800,
+    "resnet20": PaperRow("AdderNet Table 2, ResNet-20 CNN", 92.93, 800, "resnet20"),
+    "resnet20-adder": PaperRow("AdderNet Table 2, ResNet-20 l1-AddNN v2 (l1-AddNN: 91.84)", 92.31, 800,
                                "resnet20"),
-    "resnet20-binary": PaperRow("seed 000 Table 2, ResNet-20 BNN", 84.87, 800, "resnet20"),
-    "hb-net20": PaperRow("seed 004 Table 4 has no n = 3 row (HB-Net is shown at n = 9, 18)", None, None,
+    "resnet20-binary": PaperRow("AdderNet Table 2, ResNet-20 BNN", 84.87, 800, "resnet20"),
+    "hb-net20": PaperRow("Li et al. Table 4 has no n = 3 row (HB-Net is shown at n = 9, 18)", None, None,
                          "resnet20"),
-    "resnet56": PaperRow("seed 004 Table 4, ResNet n = 9, CIFAR-10+ (error 5.32 %)", 94.68, 300, "resnet56"),
-    "hb-net56": PaperRow("seed 004 Table 4, HB-Net (16) n = 9, CIFAR-10+ (error 5.46 %)", 94.54, 300,
+    "resnet56": PaperRow("Li et al. Table 4, ResNet n = 9, CIFAR-10+ (error 5.32 %)", 94.68, 300, "resnet56"),
+    "hb-net56": PaperRow("Li et al. Table 4, HB-Net (16) n = 9, CIFAR-10+ (error 5.46 %)", 94.54, 300,
                          "resnet56"),
 }
 
@@ -174,7 +174,7 @@ def train_model(name: str, task, settings: CifarSettings) -> dict:
 
 
 def _cost_summary(cost) -> dict:
-    """Multiplications, additions and XNORs of the counted layers (seed 000's convention)."""
+    """Multiplications, additions and XNORs of the counted layers (AdderNet's convention)."""
     return {key: int(cost.paper[key]) for key in ("mul", "add", "xnor")}
 
 

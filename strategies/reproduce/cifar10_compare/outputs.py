@@ -1,4 +1,4 @@
-"""table.md and figure.html of ``cifar10-compare`` (seed 000 Table 2, seed 004 Table 4)."""
+"""table.md and figure.html of ``cifar10-compare`` (AdderNet Table 2, Li et al. Table 4)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def table_markdown(settings: CifarSettings, rows: list[dict], task, seconds: flo
     by_name = {row["model"]: row for row in rows}
     images = f"{task.num_train:,} training, {len(task.val_y):,} validation, {len(task.test_y):,} test images"
     lines = [
-        "# CIFAR-10: seed 000 Table 2 (ResNet-20 CNN / AdderNet / BNN) and seed 004 Table 4 (ResNet vs HB-Net)", "",
+        "# CIFAR-10: AdderNet Table 2 (ResNet-20 CNN / AdderNet / BNN) and Li et al. Table 4 (ResNet vs HB-Net)", "",
         f"Data: {task.source} ({images}). Ours: {settings.epochs} epoch(s) of Nesterov SGD, batch "
         f"{settings.batch_size}, lr {settings.lr:g} (warm-up {min(settings.warmup_epochs, settings.epochs):g} "
         f"epochs, linear decay), label smoothing 0.1, crop + flip; seed {settings.seed}, device "
@@ -53,7 +53,7 @@ def table_markdown(settings: CifarSettings, rows: list[dict], task, seconds: flo
         lines.append(f"| {name} | {paper.source} | {paper.epochs or '-'} | "
                      f"{'-' if paper.accuracy is None else f'{paper.accuracy:.2f}'} | {row['epochs']} | {ours} | "
                      f"{gap} | {_millions(cost['mul'])} / {_millions(cost['add'])} / {_millions(cost['xnor'])} |")
-    lines += ["", "Seed 000 counts ResNet-20 at 41.17M multiplications (CNN), 82.34M additions (AddNN) and "
+    lines += ["", "AdderNet counts ResNet-20 at 41.17M multiplications (CNN), 82.34M additions (AddNN) and "
               "41.17M XNORs (BNN), leaving out the first and the last layer; the last column is our count of "
               "the same layers (41.17M matches no count of this network: see tests/search_space/test_cost_paper.py)."]
     return "\n".join(lines) + "\n"
@@ -74,7 +74,7 @@ def figure_html(settings: CifarSettings, rows: list[dict]) -> str:
                                     mode="lines+markers", name=row["model"]), row=1, col=2)
     figure.update_yaxes(title_text="accuracy (%)", row=1, col=1)
     figure.update_xaxes(title_text="epoch", row=1, col=2)
-    figure.update_layout(title="Seed 000 Table 2 and seed 004 Table 4 on CIFAR-10", barmode="group",
+    figure.update_layout(title="AdderNet Table 2 and Li et al. Table 4 on CIFAR-10", barmode="group",
                          template="plotly_white", height=520)
     # plotly.js embedded: the page opens offline, like report.html.
     return figure.to_html(full_html=True, include_plotlyjs=True)

@@ -1,4 +1,4 @@
-"""Seed 004's simulation (section 5.3, Table 2): optimizer-inspired structures on random regression.
+"""Li et al.'s simulation (section 5.3, Table 2): optimizer-inspired structures on random regression.
 
 Li, Yang, Chen, Lin, "Optimization Algorithm Inspired Deep Neural Network Structure Design".
 Each structure stacks ``depth`` layers; layer k owns its full connection W_k (model (15):
@@ -45,11 +45,11 @@ __all__ = [
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
-#: structure -> the equation of seed 004 it implements (Table 2's column heads).
+#: structure -> the equation of Li et al. it implements (Table 2's column heads).
 STRUCTURES = {"gd": "GD (7)", "hb": "HB (11)", "agd": "AGD (12)", "agd2": "AGD2 (13)", "admm": "ADMM (14)"}
 HB_BETA = 0.3  # section 5.3: "We set beta = 0.3 for (11)"
 
-#: Seed 004, Table 2: MSE after 1,000 epochs, by structure and depth.
+#: Li et al., Table 2: MSE after 1,000 epochs, by structure and depth.
 PAPER_TABLE2 = {
     "admm": {10: 1.07576, 20: 1.07495, 30: 1.07665, 40: 1.07749},
     "gd": {10: 1.00644, 20: 1.00679, 30: 1.00652, 40: 1.00653},

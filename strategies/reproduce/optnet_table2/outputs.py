@@ -24,7 +24,7 @@ def table_markdown(settings: Table2Settings, results: list[dict], seconds: float
     mse = {(row["structure"], row["depth"]): row["mse"] for row in results}
     columns = [name for name in PAPER_ORDER if name in settings.structures]
     lines = [
-        "# Seed 004, Table 2: MSE of optimizer-inspired structures (ours, paper in brackets)", "",
+        "# Li et al., Table 2: MSE of optimizer-inspired structures (ours, paper in brackets)", "",
         f"{settings.pairs:,} pairs (x0, f) ~ N(0, I) in {settings.width} dimensions, T(x) = sigmoid(W_k x), "
         f"{settings.epochs:,} epochs of Adam (lr {settings.lr:g}, batch {settings.batch_size}), "
         f"seed {settings.seed}, device {settings.device}, {seconds:.0f} s. "
@@ -67,7 +67,7 @@ def figure_html(settings: Table2Settings, results: list[dict], floor: float) -> 
     figure.add_hline(y=floor, line={"color": "#888", "dash": "dot"},
                      annotation_text="predict the mean, ignore x0", annotation_position="bottom right")
     figure.update_layout(
-        title=f"Seed 004 Table 2: training MSE against depth ({settings.pairs:,} pairs, "
+        title=f"Li et al. Table 2: training MSE against depth ({settings.pairs:,} pairs, "
               f"{settings.epochs:,} epochs; dashed: the paper, 10,000 pairs, 1,000 epochs)",
         xaxis={"title": "depth (layers)"}, yaxis={"title": "MSE"}, template="plotly_white", height=520)
     # plotly.js embedded: the page opens offline, like report.html.
