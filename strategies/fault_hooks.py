@@ -24,6 +24,7 @@ The Ray backend forwards these variables to its trial processes (``forwarded_env
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def _create_exclusive(path: Path, text: str) -> bool:
 
     Written aside, then hard-linked into place: ``link`` fails if the name exists, and the
     file never appears empty to a reader in another process."""
-    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     staging.write_text(text)
     try:
         os.link(staging, path)

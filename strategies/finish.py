@@ -29,19 +29,24 @@ class SearchSummary:
     pruned: int = 0
 
 
-def write_outputs(run_dir: Path, study) -> list[int]:
-    """Write trials.jsonl, best/ (the Pareto-best exports) and report.html; returns the front."""
+def write_outputs(run_dir: Path, study, config: SearchConfig | None = None) -> list[int]:
+    """Write trials.jsonl, best/ (the Pareto-best exports) and report.html; returns the front.
+
+    The settings come from ``config`` when given (a search's own), else from the study's
+    config.toml.
+    """
     rows = write_trials(run_dir, study)
-    objectives = study_objectives(run_dir)
+    objectives = config.objective_list if config is not None else study_objectives(run_dir)
     front = pareto_front(rows, objectives)
     export_front(run_dir, front, objectives)
-    write_report(run_dir, rows, front, study_name=study.study_name, study=study)
+    write_report(run_dir, rows, front, study_name=study.study_name, study=study,
+                 config=config.to_dict() if config is not None else None)
     return [row["number"] for row in front]
 
 
 def summarize(config: SearchConfig, study, started: float) -> SearchSummary:
     """Write the final outputs and count how the trials ended."""
-    front = write_outputs(config.run_dir, study)
+    front = write_outputs(config.run_dir, study, config)
     counts: dict[TrialStatus, int] = {}
     counted = finished_trials(study)
     for trial in counted:

@@ -7,7 +7,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from optinas.strategies.objectives import accuracy_index
 from optinas.strategies.status import NOT_COUNTED, WITH_ACCURACY, TrialStatus, trial_status
 
-__all__ = ["SearchProgress"]
+__all__ = ["TerminalProgress", "SearchProgress"]
+
+
+class TerminalProgress:
+    """A rich display on the terminal that can be switched off (``enabled``); a subclass builds
+    ``self.progress`` in ``__enter__``."""
+
+    enabled: bool
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.progress.console.print(text)
 
 
 def _short(count: float) -> str:
@@ -17,7 +32,7 @@ def _short(count: float) -> str:
     return f"{int(count)}"
 
 
-class SearchProgress:
+class SearchProgress(TerminalProgress):
     """A progress bar over the requested trials plus a line per trial."""
 
     def __init__(self, config, already: int, enabled: bool = True):
@@ -38,13 +53,6 @@ class SearchProgress:
                                            completed=self.already, best=0.0)
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.progress.__exit__(*exc)
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self.progress.console.print(text)
 
     def trial_done(self, trial) -> None:
         """One line for a finished trial (an ``optuna.trial.FrozenTrial``)."""

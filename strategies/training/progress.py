@@ -6,11 +6,12 @@ from __future__ import annotations
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from optinas.evaluator.full_training import EpochRecord
+from optinas.strategies.progress import TerminalProgress
 
 __all__ = ["TrainProgress"]
 
 
-class TrainProgress:
+class TrainProgress(TerminalProgress):
     """Context manager; ``enabled=False`` (``--quiet``, or a rank other than 0) shows nothing."""
 
     def __init__(self, label: str, epochs: int, steps_per_epoch: int, epochs_done: int,
@@ -32,13 +33,6 @@ class TrainProgress:
                 epoch=min(self.done + 1, self.epochs), epochs=self.epochs, loss="-", val=self.val)
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.progress.__exit__(*exc)
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self.progress.console.print(text)
 
     def step(self, step: int, loss: float) -> None:
         if self.enabled:

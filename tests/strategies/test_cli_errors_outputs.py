@@ -64,7 +64,7 @@ def test_an_os_error_after_the_checks_is_one_sentence(tmp_path, monkeypatch, cap
 
     from optinas.strategies.cli import export
 
-    def full_disk(genotype, output, weights):
+    def full_disk(genotype, output, weights, format="py"):
         raise OSError(errno.ENOSPC, "No space left on device", str(output))
 
     monkeypatch.setattr(export, "export_to_file", full_disk)

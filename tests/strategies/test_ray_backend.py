@@ -205,6 +205,10 @@ def test_kill_9_of_the_driver_then_the_same_command_completes(ray_cluster, tmp_p
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+    # Ray ends the trial processes of a driver that died (they hold the cluster's two CPUs).
+    held = [pid for _, _, pid in gate.arrivals()[1:]]
+    gate.wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in held),
+              "Ray to end the trial processes of the killed driver", poll_s=0.2)
     before = {attrs["ray_trial"]: attrs for attrs in _study_attrs(run_dir, "k").values()}
     assert len(before) == 1
 

@@ -62,7 +62,7 @@ from optinas.search_space.layers.adder_kind import AdderLinear
 from optinas.strategies.reproduce.common import one_cpu_thread
 
 __all__ = ["TOYS", "NETWORKS", "PAPER_READING", "SEPARATES", "ToySettings", "ToyNet", "FAST",
-           "train_network", "run_toys", "paper_claims", "comparative_claims", "run"]
+           "train_network", "run_toys", "paper_claims", "comparative_claims"]
 
 #: toy -> (equation, figure, hidden-unit counts n) of AdderNet section 5.3.
 TOYS = {"unit-ball": (46, 4, (1, 2, 3)), "two-balls": (47, 5, (3, 5, 10)), "xy-sign": (48, 6, (1, 2, 3))}

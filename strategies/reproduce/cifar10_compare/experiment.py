@@ -40,7 +40,7 @@ from optinas.search_space.errors import ConfigError, DataError
 from optinas.search_space.presets import preset
 
 __all__ = ["MODELS", "FAST", "CifarSettings", "find_cifar10", "load_cifar10", "genotype_for",
-           "train_model", "run_models", "run"]
+           "train_model", "run_models"]
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ from optinas.search_space.errors import ConfigError
 from optinas.strategies.reproduce.common import one_cpu_thread
 
 __all__ = [
-    "STRUCTURES", "PAPER_TABLE2", "FAST", "Table2Settings", "nesterov_thetas", "nesterov_betas",
+    "STRUCTURES", "PAPER_TABLE2", "PAPER_ORDER", "Table2Settings", "nesterov_thetas", "nesterov_betas",
     "nesterov_h", "propagate", "OptNet", "make_data", "train_structure", "run_table2",
-    "paper_claims", "constant_floor", "table_markdown", "figure_html", "write_outputs", "run",
+    "paper_claims", "constant_floor",
 ]
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
