@@ -23,6 +23,9 @@ from optinas.strategies.study import CONFIG_ATTR, CRASHED, finished_trials, open
     retry_stale, retry_trial
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
+# The end-to-end tests start three to five Python processes in turn: about a minute here, a
+# few with both cores busy elsewhere, past the suite's 300 s hang guard (pyproject.toml).
+_LOADED_S = 900
 
 
 def _lost(study, crashes_before: int | None = None, **attrs):
@@ -115,6 +118,7 @@ def _command(runs, study: str, trials: int, *extra: str) -> list[str]:
             "--quiet", *extra]
 
 
+@pytest.mark.timeout(_LOADED_S)
 def test_a_candidate_that_aborts_the_search_fails_at_the_second_crash_and_the_rerun_completes(tmp_path):
     # The victim is a preset, the first trial. (A sampled victim would come back: the sampler,
     # seeded alike in every rerun, proposes the same first candidates again as new trials.)
@@ -143,6 +147,7 @@ def test_a_candidate_that_aborts_the_search_fails_at_the_second_crash_and_the_re
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="spawned workers die with the parent on Linux")
+@pytest.mark.timeout(_LOADED_S)
 def test_with_workers_a_candidate_that_kills_two_workers_is_failed_in_one_command(tmp_path, monkeypatch):
     folder = tmp_path / "abort"
     folder.mkdir()

@@ -25,6 +25,10 @@ import pytest
 from optinas.strategies.backends.ray.trainable import INDEX_KEY, PRESET_KEY, RayTrial, SpaceFunction
 
 _START_TIMEOUT_S = 90
+# The tests that run a search on the cluster start a driver and trial processes (twice for a
+# kill and its rerun): one to two minutes here, over five with both cores busy elsewhere, past
+# the suite's 300 s hang guard (pyproject.toml). Their waits end on events, not on time.
+_LOADED_S = 900
 # Loopback-only throwaway cluster: no token authentication, whatever ~/.ray/auth_token holds
 # (a local ray.init() elsewhere creates one, and `ray start` then turns token auth on).
 _ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -188,13 +192,14 @@ def _check_layout(run_dir: Path, trials: int) -> None:
     assert sorted(a["ray_index"] for a in attrs.values()) == list(range(trials))
 
 
+@pytest.mark.timeout(_LOADED_S)
 def test_kill_9_of_the_driver_then_the_same_command_completes(ray_cluster, tmp_path, gate):
-    """Single-objective (ASHA) search of 4 trials on the two-node cluster, killed after one.
+    """Single-objective (ASHA) search of 3 trials on the two-node cluster, killed after one.
 
     The gate lets one trial train and holds the others, so at the kill exactly one trial has
     finished and another is in training, however loaded the machine."""
     # A relative --runs-dir: Tune starts trials in their own folders, the trainable goes back.
-    command = _command(ray_cluster, Path("runs"), "k", 4, "--objectives", "accuracy")
+    command = _command(ray_cluster, Path("runs"), "k", 3, "--objectives", "accuracy")
     run_dir = tmp_path / "runs" / "k"
     gate.open(1)
     process = subprocess.Popen(command, env={**_ENV, **gate.env}, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -214,8 +219,8 @@ def test_kill_9_of_the_driver_then_the_same_command_completes(ray_cluster, tmp_p
 
     rerun = subprocess.run(command, env=_ENV, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "4 trials in" in rerun.stdout
-    _check_layout(run_dir, 4)
+    assert "3 trials in" in rerun.stdout
+    _check_layout(run_dir, 3)
     after = {attrs["ray_trial"]: attrs for attrs in _study_attrs(run_dir, "k").values()}
     for trial_id, attrs in before.items():
         assert after[trial_id].get("metrics") == attrs.get("metrics")  # the same training, not a second one
@@ -311,6 +316,7 @@ def test_a_trial_whose_worker_dies_is_retried(ray_cluster, tmp_path, gate):
     assert json.loads(state["trial_data"][0][1])["num_failures"] == 1
 
 
+@pytest.mark.timeout(_LOADED_S)
 def test_a_candidate_that_crashes_its_trial_process_twice_is_recorded_failed(ray_cluster, tmp_path):
     from optinas.strategies.backends.ray.backend import MAX_FAILURES
     from optinas.strategies.fault_hooks import ABORT_ENV

@@ -149,6 +149,7 @@ def _journal_trials(run_dir, name):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; workers die with the driver on Linux")
+@pytest.mark.timeout(900)  # seven Python processes start in turn: minutes with both cores busy elsewhere
 def test_killed_worker_and_killed_driver_lose_no_trial(tmp_path, gate):
     command = [sys.executable, "-m", "optinas.strategies.cli", "search", "--study", "kw", "--trials", "4",
                "--epochs", "1", "--device", "cpu", "--threads", "2", "--workers", "2", "--sampler", "random",
