@@ -2,7 +2,7 @@
 
 - No URL: ``runs/<study>/study.journal``, Optuna's JournalStorage on a file
   (``journal_file.py``: Optuna's format and lock, fsynced once a second rather than per
-  operation). Its appends are serialised by a lock file, so several worker processes on one
+  operation; ``journal_storage.py``: open trials found without walking the study). Its appends are serialised by a lock file, so several worker processes on one
   machine (``--workers K``) can share it safely, unlike SQLite under contention. A study created before the journal
   existed (``study.db``) keeps its SQLite file.
 - A URL (``postgresql://...``, ``mysql+pymysql://...``): Optuna's RDBStorage with a
@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from optinas.search_space.errors import ConfigError, shown
 from optinas.strategies.journal_file import JournalFile
+from optinas.strategies.journal_storage import OpenTrialsJournalStorage
 
 __all__ = ["HEARTBEAT_S", "GRACE_S", "open_storage", "describe", "is_database_url", "check_storage_url",
            "DATABASES"]
@@ -118,7 +119,7 @@ def open_storage(run_dir: Path, url: str | None = None,
         return optuna.storages.RDBStorage(f"sqlite:///{legacy.resolve()}")
 
     path = str((run_dir / "study.journal").resolve())
-    return optuna.storages.JournalStorage(JournalFile(path, JournalFileOpenLock(path, grace_period=_LOCK_GRACE_S)))
+    return OpenTrialsJournalStorage(JournalFile(path, JournalFileOpenLock(path, grace_period=_LOCK_GRACE_S)))
 
 
 def describe(run_dir: Path | None, url: str | None = None) -> str:

@@ -27,6 +27,7 @@ from optinas.strategies.objectives import DEFAULT_OBJECTIVES
 from optinas.strategies.samplers import make_sampler
 from optinas.strategies.status import TrialStatus, counts_toward
 from optinas.strategies.storage import is_database_url, open_storage
+from optinas.strategies.study_index import track
 from optinas.strategies.trial import TrialContext
 
 __all__ = ["open_study", "create_study", "finished_trials", "prepare", "prepare_run_dir", "start_study",
@@ -113,7 +114,9 @@ def open_study(run_dir: Path, study_name: str, sampler=None, url: str | None = N
     if url is None and (run_dir / "config.toml").exists():
         url = read_toml(run_dir / "config.toml").get("storage")
     storage = open_storage(run_dir, url, on_stale=retry_stale)
-    return optuna.load_study(storage=storage, study_name=study_name, sampler=sampler, pruner=pruner)
+    study = optuna.load_study(storage=storage, study_name=study_name, sampler=sampler, pruner=pruner)
+    track(study, storage)
+    return study
 
 
 def create_study(config: SearchConfig, sampler=None):
@@ -123,6 +126,7 @@ def create_study(config: SearchConfig, sampler=None):
     directions = [objective.direction for objective in config.objective_list]
     study = optuna.create_study(storage=storage, study_name=config.study, directions=directions,
                                 sampler=sampler, pruner=make_pruner(config), load_if_exists=True)
+    track(study, storage)
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is not None:
         _check_same(stored, config)
@@ -249,7 +253,11 @@ def start_study(config: SearchConfig, presets=()):
     elsewhere may be alive: there the heartbeat decides.
     """
     context = prepare_run_dir(config, presets, threads=max(1, config.cpu_threads // config.workers))
-    study = create_study(config, make_sampler(config.sampler, config.seed, len(config.objectives)))
+    # Alone in its study: one in-process search on a local journal (workers, a database or Ray
+    # run trials side by side; their samplers are made where they sample).
+    alone = config.workers == 1 and config.backend == "optuna" and not is_database_url(config.storage)
+    sampler = make_sampler(config.sampler, config.seed, len(config.objectives), concurrent=not alone)
+    study = create_study(config, sampler)
     retried = 0 if is_database_url(config.storage) else recover_interrupted(study)
     enqueue_presets(study, presets)
     return context, study, retried

@@ -12,22 +12,27 @@ import pytest
 from optuna.trial import TrialState
 
 from optinas.search_space.errors import ConfigError
+from optinas.search_space.packaged_spaces import SPACE_INPUTS
+from optinas.search_space.space import SearchSpace
 from optinas.strategies.backends.processes import worker_seed
 from optinas.strategies.backends.ray.compat import check_ray_version
-from optinas.strategies.objectives import dominates, parse_objectives, pareto_indices
+from optinas.strategies.objectives import dominates, pareto_indices, parse_objectives
 from optinas.strategies.results.hypervolume import hypervolume, hypervolume_history
 from optinas.strategies.results.records import append_trials, pareto_front, trial_rows
+from optinas.strategies.samplers import make_sampler
+from optinas.strategies.samplers.grouped_tpe import GroupedTPESampler, refine_groups
 from optinas.strategies.status import INTERRUPTED, TrialStatus, counts_toward, trial_status
+from optinas.strategies.storage import open_storage
 from optinas.strategies.study import retry_trial
 from optinas.strategies.study_index import StudyIndex
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-def _random_study(seed: int, trials: int):
+def _random_study(seed: int, trials: int, storage=None):
     """A study whose trials end every way a search's do, some left RUNNING, in random order."""
     rng = random.Random(seed)
-    study = optuna.create_study(directions=["maximize", "minimize"])
+    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
     running = []
     for _ in range(trials):
         trial = study.ask()
@@ -53,10 +58,19 @@ def _slot_by_scan(study, number: int) -> int:
                    if t.number < number and (t.state.name == "RUNNING" or counts_toward(t)))
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_study_index_agrees_with_a_full_scan_as_the_study_grows(seed):
-    study, _ = _random_study(seed, 0)
-    rng, index = random.Random(seed), StudyIndex(study)
+def _storage(kind: str, folder):
+    """No storage (the index lists the study), or one the index reads trial by trial."""
+    if kind == "journal":
+        return open_storage(folder)  # the search's own: study.journal through optinas' JournalFile
+    return None if kind == "listed" else optuna.storages.InMemoryStorage()
+
+
+@pytest.mark.parametrize("kind", ["listed", "memory", "journal"])
+@pytest.mark.parametrize("seed", range(3))
+def test_study_index_agrees_with_a_full_scan_as_the_study_grows(seed, kind, tmp_path):
+    storage = _storage(kind, tmp_path)
+    study, _ = _random_study(seed, 0, storage=storage or optuna.storages.InMemoryStorage())
+    rng, index = random.Random(seed), StudyIndex(study, storage)
     for step in range(6):  # the index is refreshed between batches, as a worker's is
         grown, _ = _random_study(seed * 100 + step, 15 + rng.randrange(10))
         for frozen in grown.get_trials():
@@ -74,9 +88,11 @@ def test_study_index_agrees_with_a_full_scan_as_the_study_grows(seed):
             assert (found is None) == (earliest is None)
 
 
-def test_study_index_sees_a_running_trial_finish():
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    index = StudyIndex(study)
+@pytest.mark.parametrize("kind", ["listed", "memory", "journal"])
+def test_study_index_sees_a_running_trial_finish(kind, tmp_path):
+    storage = _storage(kind, tmp_path)
+    study = optuna.create_study(directions=["maximize", "minimize"], storage=storage)
+    index = StudyIndex(study, storage)
     trial = study.ask()
     trial.set_user_attr("hash", "h")
     assert index.progress() == (0, 1) and index.earlier_result("h") is None
@@ -154,3 +170,40 @@ def test_ray_outside_the_tested_versions_is_refused():
         check_ray_version("2.61.1")
     with pytest.raises(ConfigError, match="Ray 2.9.3"):
         check_ray_version("2.9.3")
+
+
+def _tpe_samples(sampler, trials: int = 30) -> list[dict]:
+    """The packaged digits space sampled by one process, told a score of each candidate."""
+    space = SearchSpace.from_toml(SPACE_INPUTS["digits"], "digits")
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for _ in range(trials):
+        trial = study.ask()
+        genotype = space.sample(trial)
+        size = len(genotype.to_json())
+        trial.set_constraint("energy", float(size % 7 - 3))  # some candidates over a budget
+        if size % 5 == 0:
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, [(size % 101) / 100, float(size % 53)])
+    return [trial.params for trial in study.trials]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # group=True
+def test_a_study_sampled_alone_draws_the_same_candidates_as_optunas_grouped_tpe():
+    # Alone, make_sampler drops the constant liar and keeps the parameter groups between
+    # trials; neither may change a sample. Past the 8 start-up trials TPE is at work.
+    alone = _tpe_samples(make_sampler("tpe", 5, 2, concurrent=False))
+    concurrent = _tpe_samples(make_sampler("tpe", 5, 2, concurrent=True))
+    optunas = _tpe_samples(optuna.samplers.TPESampler(seed=5, multivariate=True, group=True, n_startup_trials=8,
+                                                      constant_liar=False))
+    assert isinstance(make_sampler("tpe", 5, 2, concurrent=False), GroupedTPESampler)
+    assert alone == concurrent == optunas
+    assert len({json.dumps(params, sort_keys=True) for params in alone[8:]}) > 15
+
+
+def test_parameter_groups_refine_as_optunas_do():
+    dist = optuna.distributions.CategoricalDistribution((1, 2))
+    groups = []
+    for names in (["a", "b", "c"], ["a", "b", "d"], ["a", "e"], ["a", "b", "c"]):
+        groups = refine_groups(groups, {name: dist for name in names})
+    assert [sorted(group) for group in groups] == [["a"], ["b"], ["c"], ["d"], ["e"]]
