@@ -24,7 +24,7 @@ def _tpe(seed: int, objectives: int, concurrent: bool):
     # spread out. Alone in a study, the only running trial is the one being sampled (which TPE
     # leaves out): there the liar changes no sample but re-reads every trial once per group,
     # and GroupedTPESampler also keeps the groups instead of recomputing them; the samples are
-    # the same (tests), at 1,000 trials 20-30% cheaper (BENCHMARKS.md, bench_overhead.py).
+    # the same (tests); at 1,000 trials 0.72x the cost (BENCHMARKS.md, bench_tpe_groups.py).
     if not concurrent:
         return GroupedTPESampler(seed=seed, n_startup_trials=8)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8,
